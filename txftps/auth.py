@@ -1,0 +1,195 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+Authentication: the realm that hands out L{IFTPShell} avatars, the one place
+where credentials are adapted to what each cred checker expects, and the
+per-address ban of repeated failed logins.
+
+Twisted's strcred checkers disagree on types: C{memory:} compares C{str},
+C{file:} compares C{bytes}. L{normalizeChecker} wraps a checker so that the
+protocol always builds C{str} credentials and always gets a C{str} avatar ID
+back (or L{ANONYMOUS}).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.cred import checkers, credentials, error, portal
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.protocols.ftp import IFTPShell
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from txftps.storage import LocalShell
+
+__all__ = [
+    "ANONYMOUS",
+    "FTPSRealm",
+    "LoginBans",
+    "UsernamePassword",
+    "normalizeChecker",
+    "validUsername",
+]
+
+#: The avatar ID of an anonymous login.
+ANONYMOUS = checkers.ANONYMOUS
+
+
+@implementer(credentials.IUsernamePassword)
+class UsernamePassword:
+    """
+    A user name and password as typed by the client.
+
+    @ivar username: the name, C{str} (C{bytes} for checkers that want it).
+    @ivar password: the password, same type as C{username}.
+    """
+
+    def __init__(self, username: Any, password: Any) -> None:
+        self.username = username
+        self.password = password
+
+    def checkPassword(self, password: Any) -> bool:
+        mine = self.password
+        if isinstance(password, str):
+            password = password.encode("utf-8", "surrogateescape")
+        if isinstance(mine, str):
+            mine = mine.encode("utf-8", "surrogateescape")
+        import hmac
+
+        return hmac.compare_digest(mine, password)
+
+
+def _wantsBytes(checker: checkers.ICredentialsChecker) -> bool:
+    return isinstance(checker, checkers.FilePasswordDB)
+
+
+@implementer(checkers.ICredentialsChecker)
+class _NormalizedChecker:
+    def __init__(self, checker: checkers.ICredentialsChecker) -> None:
+        self._checker = checker
+        self.credentialInterfaces = checker.credentialInterfaces
+        self._bytes = _wantsBytes(checker)
+
+    def requestAvatarId(self, creds: Any) -> defer.Deferred[Any]:
+        if self._bytes and isinstance(creds, UsernamePassword):
+            creds = UsernamePassword(
+                creds.username.encode("utf-8", "surrogateescape"),
+                creds.password.encode("utf-8", "surrogateescape"),
+            )
+        d = defer.maybeDeferred(self._checker.requestAvatarId, creds)
+        return d.addCallback(_normalAvatarId)
+
+
+def _normalAvatarId(avatarId: Any) -> Any:
+    if isinstance(avatarId, bytes):
+        return avatarId.decode("utf-8", "surrogateescape")
+    return avatarId
+
+
+def normalizeChecker(checker: checkers.ICredentialsChecker) -> checkers.ICredentialsChecker:
+    """
+    Wrap C{checker} so that it accepts L{UsernamePassword} with C{str} fields
+    and returns C{str} avatar IDs, whatever types it uses itself.
+    """
+    return _NormalizedChecker(checker)
+
+
+def validUsername(name: str) -> bool:
+    """
+    Can C{name} be a home directory name? No separators, NUL or dot names.
+    """
+    return (
+        bool(name)
+        and len(name) <= 255
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\\0")
+        and all(c.isprintable() for c in name)
+    )
+
+
+@implementer(portal.IRealm)
+class FTPSRealm:
+    """
+    Hands out L{LocalShell} avatars: anonymous users get C{anonymousRoot}
+    read-only, an authenticated user gets C{homeRoot/USERNAME}, created (mode
+    0700) on first login.
+
+    @cvar shellFactory: builds the shell; subclasses may return any
+        L{IFTPShell}.
+    """
+
+    shellFactory: Callable[..., Any] = LocalShell
+
+    def __init__(self, anonymousRoot: FilePath[str], homeRoot: FilePath[str]) -> None:
+        self.anonymousRoot = anonymousRoot
+        self.homeRoot = homeRoot
+
+    def getHomeDirectory(self, avatarId: str) -> FilePath[str]:
+        """
+        The home of C{avatarId}, created if missing.
+        """
+        if not validUsername(avatarId):
+            raise error.UnauthorizedLogin("unusable user name")
+        home = self.homeRoot.child(avatarId)
+        if not home.isdir():
+            os.makedirs(home.path, mode=0o700, exist_ok=True)
+        return home
+
+    def requestAvatar(
+        self, avatarId: Any, mind: object, *interfaces: Any
+    ) -> tuple[Any, Any, Callable[[], None]]:
+        if IFTPShell not in interfaces:
+            raise NotImplementedError("FTPSRealm only provides IFTPShell")
+        if avatarId is ANONYMOUS:
+            shell = self.shellFactory(self.anonymousRoot, readOnly=True)
+        else:
+            shell = self.shellFactory(self.getHomeDirectory(avatarId))
+        return IFTPShell, shell, lambda: None
+
+
+class LoginBans:
+    """
+    Counts failed logins per address and bans an address for C{banTime}
+    seconds after C{banAfter} failures.
+    """
+
+    def __init__(self, clock: IReactorTime, banAfter: int = 10, banTime: float = 600) -> None:
+        self._clock = clock
+        self.banAfter = banAfter
+        self.banTime = banTime
+        self._failures: dict[str, int] = {}
+        self._bannedUntil: dict[str, float] = {}
+
+    def isBanned(self, host: str) -> bool:
+        """
+        Is C{host} banned now?
+        """
+        until = self._bannedUntil.get(host)
+        if until is None:
+            return False
+        if self._clock.seconds() >= until:
+            del self._bannedUntil[host]
+            return False
+        return True
+
+    def failed(self, host: str) -> None:
+        """
+        Record a failed login from C{host}.
+        """
+        if self.banAfter <= 0:
+            return
+        count = self._failures.get(host, 0) + 1
+        if count >= self.banAfter:
+            self._failures.pop(host, None)
+            self._bannedUntil[host] = self._clock.seconds() + self.banTime
+        else:
+            self._failures[host] = count
+
+    def succeeded(self, host: str) -> None:
+        """
+        Record a successful login from C{host}: its failures are forgotten.
+        """
+        self._failures.pop(host, None)

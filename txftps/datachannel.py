@@ -1,0 +1,516 @@
+# -*- test-case-name: tests.test_datachannel -*-
+"""
+The data channel: passive listeners, data connections and the transfer gate.
+
+A L{DataChannel} belongs to one control connection. C{PASV}/C{EPSV} make it
+open one listener (L{DataChannel.listenPassive}); the first connection from
+the control connection's peer address is accepted, the listener closes, and
+with C{PROT P} the connection runs a TLS handshake as the server with the
+control connection's own TLS context. A transfer waits for
+L{DataChannel.whenReady}, which fires only after that handshake completed and
+the gate passed (peer address, session resumed when required), or fails with
+the reply to send (425, 522). No file byte moves before that.
+
+A connection from any other address is closed at once, gets zero bytes, and
+burns the listener: the transfer gets 425.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+from OpenSSL import SSL
+from twisted.internet import defer, error, interfaces
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txftps.datatls import DataTLS
+from txftps.errors import DataChannelRefused, FTPReplyError
+
+__all__ = [
+    "DataChannel",
+    "DataConnection",
+    "PassivePortRange",
+    "TransferAborted",
+    "sameHost",
+]
+
+_log = Logger()
+
+
+class TransferAborted(FTPReplyError):
+    """
+    The data connection ended before the transfer completed.
+    """
+
+
+def _normalHost(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def sameHost(a: str, b: str) -> bool:
+    """
+    Compare two IP address strings, an IPv4-mapped IPv6 address equal to its
+    IPv4 address.
+    """
+    return _normalHost(a) == _normalHost(b)
+
+
+class PassivePortRange:
+    """
+    The ports that passive listeners may use, handed out round-robin.
+
+    @ivar low: first port.
+    @ivar high: last port (inclusive).
+    """
+
+    def __init__(self, low: int, high: int) -> None:
+        if not 0 < low <= high <= 65535:
+            raise ValueError(f"bad passive port range {low}-{high}")
+        self.low = low
+        self.high = high
+        self._next = low
+
+    def candidates(self) -> list[int]:
+        """
+        Every port of the range once, starting after the last one handed out.
+        """
+        size = self.high - self.low + 1
+        start = self._next - self.low
+        self._next = self.low + (start + 1) % size
+        return [self.low + (start + i) % size for i in range(size)]
+
+
+@implementer(interfaces.IConsumer)
+class DataConnection(Protocol):
+    """
+    One data connection, clear or with its own L{DataTLS} layer.
+
+    It is also the L{IConsumer} that an L{IReadFile} sends a download to.
+
+    @cvar tlsFactory: builds the TLS layer; replace to change how TLS runs.
+    @ivar protected: the connection runs TLS.
+    @ivar tls: the TLS layer, or C{None}.
+    """
+
+    tlsFactory: Callable[..., DataTLS] = DataTLS
+    transport: Any
+
+    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+        self._channel = channel
+        self._context = context
+        self.protected = context is not None
+        self.tls: DataTLS | None = None
+        self._buffer: list[bytes] = []
+        self._sink: interfaces.IConsumer | None = None
+        self._uploadDone: defer.Deferred[None] | None = None
+        self._sendDone: defer.Deferred[None] | None = None
+        self._sending = False
+        self._finishing = False
+        self._lost = False
+        self.bytesReceived = 0
+        self.bytesSent = 0
+
+    # Protocol
+
+    def connectionMade(self) -> None:
+        if self._context is not None:
+            self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
+        else:
+            self._channel._connectionReady(self)
+
+    def _gate(self, tls: DataTLS) -> bool:
+        return self._channel._handshakeCompleted(self, tls)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.tls is not None:
+            try:
+                data = self.tls.dataReceived(data)
+            except SSL.Error as e:
+                _log.info("data connection TLS failure: {error}", error=e)
+                if not self.tls.handshakeDone:
+                    self._channel._refuse(
+                        DataChannelRefused(522, "Data connection TLS handshake failed.")
+                    )
+                self.transport.abortConnection()
+                return
+        if data:
+            self.bytesReceived += len(data)
+            if self._sink is not None:
+                self._sink.write(data)
+            else:
+                self._buffer.append(data)
+                self.transport.pauseProducing()
+        if self.tls is not None and self.tls.closeNotifyReceived:
+            self._completeUpload()
+
+    def connectionLost(self, reason: Failure = Failure(error.ConnectionDone())) -> None:
+        self._lost = True
+        self._channel._connectionLost(self)
+        if self._uploadDone is not None:
+            clean = reason.check(error.ConnectionDone) is not None
+            if self.tls is None and clean:
+                self._completeUpload()
+            else:
+                self._failUpload()
+        if self._sendDone is not None:
+            d, self._sendDone = self._sendDone, None
+            if self._finishing:
+                d.callback(None)
+            else:
+                d.errback(TransferAborted(426, "Data connection closed; transfer aborted."))
+
+    @property
+    def transferring(self) -> bool:
+        """
+        A transfer is using this connection.
+        """
+        return self._uploadDone is not None or self._sendDone is not None
+
+    # Uploads
+
+    def receiveInto(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
+        """
+        Write everything the peer sends into C{consumer}.
+
+        @return: fires when the upload completed (TLS: the peer's close_notify;
+            clear: a clean TCP close), fails with L{TransferAborted} when it
+            was cut short.
+        """
+        self._uploadDone = defer.Deferred()
+        self._sink = consumer
+        consumer.registerProducer(self.transport, True)
+        buffered, self._buffer = self._buffer, []
+        for chunk in buffered:
+            consumer.write(chunk)
+        if self.tls is not None and self.tls.closeNotifyReceived:
+            self._completeUpload()
+        elif self._lost:
+            self._failUpload()
+        else:
+            self.transport.resumeProducing()
+        return self._uploadDone
+
+    def _completeUpload(self) -> None:
+        if self._uploadDone is None:
+            return
+        d, self._uploadDone = self._uploadDone, None
+        self._releaseSink()
+        if self.tls is not None:
+            self.tls.close()
+        if not self._lost:
+            self.transport.loseConnection()
+        d.callback(None)
+
+    def _failUpload(self) -> None:
+        if self._uploadDone is None:
+            return
+        d, self._uploadDone = self._uploadDone, None
+        self._releaseSink()
+        d.errback(TransferAborted(426, "Upload truncated: the data connection closed early."))
+
+    def _releaseSink(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.unregisterProducer()
+
+    # Downloads: IConsumer for IReadFile.send
+
+    def sendFile(self, readFile: Any) -> defer.Deferred[None]:
+        """
+        Send an L{IReadFile}, then close with our close_notify.
+
+        @return: fires once the connection closed after the last byte, fails
+            with L{TransferAborted} when the peer went away first.
+        """
+        self._sendDone = defer.Deferred()
+        d = readFile.send(self)
+        d.addCallbacks(lambda _: self.finish(), self._sendFailed)
+        return self._sendDone
+
+    def sendBytes(self, data: bytes) -> defer.Deferred[None]:
+        """
+        Send C{data} (a listing), then close.
+        """
+        self._sendDone = defer.Deferred()
+        if data:
+            self.write(data)
+        self.finish()
+        return self._sendDone
+
+    def _sendFailed(self, reason: Failure) -> None:
+        _log.info("download failed: {reason}", reason=reason.getErrorMessage())
+        if not self._lost:
+            self.transport.abortConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self.transport.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        if self._lost or self._finishing:
+            return
+        self.bytesSent += len(data)
+        if self.tls is not None:
+            self.tls.send(data)
+        else:
+            self.transport.write(data)
+
+    def finish(self) -> None:
+        """
+        Close after what was written: our close_notify first, then TCP.
+        """
+        if self._finishing:
+            return
+        self._finishing = True
+        if self._lost:
+            if self._sendDone is not None:
+                d, self._sendDone = self._sendDone, None
+                d.callback(None)
+            return
+        if self.tls is not None:
+            self.tls.close()
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Drop the connection now, without a close_notify.
+        """
+        if not self._lost:
+            self.transport.abortConnection()
+
+
+class _PassiveFactory(Factory):
+    """
+    Accepts the one data connection of a passive listener.
+    """
+
+    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+        self._channel = channel
+        self._context = context
+
+    def buildProtocol(self, addr: Any) -> DataConnection | None:
+        return self._channel._accept(addr, self._context)
+
+
+class DataChannel:
+    """
+    The data-connection state of one control connection.
+
+    @cvar connectionFactory: builds a L{DataConnection}.
+    @ivar connection: the accepted data connection, if any.
+    """
+
+    connectionFactory: Callable[..., DataConnection] = DataConnection
+
+    def __init__(
+        self,
+        reactor: Any,
+        controlPeerHost: str,
+        requireResumption: bool = True,
+        timeout: float = 30.0,
+        portRange: PassivePortRange | None = None,
+    ) -> None:
+        """
+        @param reactor: provides L{IReactorTCP} and L{IReactorTime}.
+        @param controlPeerHost: the control connection's peer address; only
+            data connections from it are accepted.
+        @param requireResumption: TLS data connections must resume a session
+            of the control connection's context.
+        @param timeout: seconds a passive listener waits for its connection
+            and its handshake.
+        @param portRange: ports passive listeners may use, or C{None} for any.
+        """
+        self._reactor = reactor
+        self._peerHost = controlPeerHost
+        self._requireResumption = requireResumption
+        self._timeout = timeout
+        self._portRange = portRange
+        self._listener: interfaces.IListeningPort | None = None
+        self._timer: interfaces.IDelayedCall | None = None
+        self.connection: DataConnection | None = None
+        self._ready = False
+        self._failure: FTPReplyError | None = None
+        self._waiting: defer.Deferred[DataConnection] | None = None
+        self._configured = False
+
+    # PASV / EPSV
+
+    def listenPassive(self, interface: str, context: SSL.Context | None) -> int:
+        """
+        Open a listener for the next transfer, closing any earlier one.
+
+        @param interface: the local address to listen on.
+        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @return: the port number.
+        @raise FTPReplyError: 425 when no port can be had.
+        """
+        self.reset()
+        factory = _PassiveFactory(self, context)
+        ports = self._portRange.candidates() if self._portRange else [0]
+        for port in ports:
+            try:
+                self._listener = self._reactor.listenTCP(
+                    port, factory, backlog=1, interface=interface
+                )
+                break
+            except error.CannotListenError:
+                continue
+        else:
+            _log.warn(
+                "passive port range {low}-{high} exhausted",
+                low=self._portRange.low if self._portRange else 0,
+                high=self._portRange.high if self._portRange else 0,
+            )
+            raise FTPReplyError(425, "No passive port is free; try again later.")
+        self._configured = True
+        self._timer = self._reactor.callLater(self._timeout, self._timedOut)
+        return int(self._listener.getHost().port)
+
+    def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
+        if self.connection is not None or self._failure is not None:
+            return None
+        host = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else ""
+        self._stopListening()
+        if not sameHost(host, self._peerHost):
+            _log.warn(
+                "refused data connection from {host}; control peer is {peer}",
+                host=host,
+                peer=self._peerHost,
+            )
+            self._refuse(
+                DataChannelRefused(425, "Data connection from a foreign address refused.")
+            )
+            return None
+        self.connection = self.connectionFactory(self, context)
+        return self.connection
+
+    def _handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
+        if connection is not self.connection:
+            return False
+        if self._requireResumption and not tls.resumed:
+            _log.info("data connection did not resume the control TLS session")
+            self._refuse(
+                DataChannelRefused(
+                    522,
+                    "Data connection must resume the TLS session of the control connection.",
+                )
+            )
+            return False
+        self._connectionReady(connection)
+        return True
+
+    def _connectionReady(self, connection: DataConnection) -> None:
+        self._cancelTimer()
+        self._ready = True
+        if self._waiting is not None:
+            d, self._waiting = self._waiting, None
+            d.callback(connection)
+
+    def _connectionLost(self, connection: DataConnection) -> None:
+        if connection is self.connection and not connection.transferring:
+            self._refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
+
+    def _refuse(self, reason: FTPReplyError) -> None:
+        self._cancelTimer()
+        self._stopListening()
+        if self._failure is None:
+            self._failure = reason
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.abort()
+        if self._waiting is not None:
+            d, self._waiting = self._waiting, None
+            d.errback(reason)
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        self._refuse(DataChannelRefused(425, "Data connection timed out."))
+
+    # transfers
+
+    @property
+    def configured(self) -> bool:
+        """
+        C{PASV}/C{EPSV} prepared a data connection for the next transfer.
+        """
+        return self._configured
+
+    def whenReady(self, protected: bool) -> defer.Deferred[DataConnection]:
+        """
+        Wait for the data connection to be ready for a transfer.
+
+        @param protected: the transfer requires TLS (C{PROT P}).
+        @return: fires with the connection once it passed the gate; fails with
+            L{DataChannelRefused} (425 or 522).
+        """
+        if not self._configured:
+            return defer.fail(FTPReplyError(425, "Use PASV or EPSV first."))
+        if self._failure is not None:
+            return defer.fail(self._failure)
+        if self.connection is not None and self.connection.protected != protected:
+            failure = DataChannelRefused(
+                425, "Data protection level changed after the data connection opened."
+            )
+            self._refuse(failure)
+            return defer.fail(failure)
+        if self._ready and self.connection is not None:
+            return defer.succeed(self.connection)
+        if self._timer is None:
+            self._timer = self._reactor.callLater(self._timeout, self._timedOut)
+        self._waiting = defer.Deferred()
+        return self._waiting
+
+    def transferDone(self) -> None:
+        """
+        The transfer ended: forget its connection; the next transfer needs a
+        new C{PASV}.
+        """
+        connection, self.connection = self.connection, None
+        self.reset()
+        if connection is not None:
+            connection.finish()
+
+    # cleanup
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _stopListening(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.stopListening()
+
+    def reset(self) -> None:
+        """
+        Close any listener and connection; back to "no data connection".
+        """
+        self._cancelTimer()
+        self._stopListening()
+        if self._waiting is not None:
+            d, self._waiting = self._waiting, None
+            d.errback(DataChannelRefused(425, "Data connection reset."))
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.abort()
+        self._ready = False
+        self._failure = None
+        self._configured = False
+
+    close = reset

@@ -1,0 +1,174 @@
+# -*- test-case-name: tests.test_datatls -*-
+"""
+The TLS layer of a data connection.
+
+A data connection needs three things from TLS that Twisted's generic
+C{TLSMemoryBIOProtocol} does not give it:
+
+ 1. A hook between "handshake complete" and "first application byte read", so
+    that the transfer gate (session resumed?) runs before any upload byte is
+    accepted.
+ 2. TLS 1.3 NewSessionTicket records held back. OpenSSL sends them right after
+    the handshake; upload clients such as curl never read them, so their close
+    becomes a TCP reset that destroys the tail of the upload. L{DataTLS} keeps
+    every record produced after a TLS 1.3 handshake in memory until it first
+    sends application data (a download) or its close_notify.
+ 3. A close that always carries our close_notify, and a clear signal whether
+    the peer's stream ended with one (a complete upload) or not (truncated).
+
+It is a plain object driven by its owner (L{txftps.datachannel.DataConnection}):
+C{dataReceived} in, C{send}/C{close} out, raw bytes leave through the C{write}
+callable. Subclass or replace it through C{DataConnection.tlsFactory}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from OpenSSL import SSL
+
+from txftps.tls import sessionReused
+
+__all__ = ["DataTLS"]
+
+_READ_SIZE = 256 * 1024
+
+
+class DataTLS:
+    """
+    Server-side TLS over a memory BIO for one data connection.
+
+    @ivar handshakeDone: the handshake has completed.
+    @ivar closeNotifyReceived: the peer ended its stream with a close_notify.
+    @ivar connection: the pyOpenSSL connection.
+    """
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        write: Callable[[bytes], None],
+        onHandshake: Callable[[DataTLS], bool],
+    ) -> None:
+        """
+        @param context: the control connection's TLS context.
+        @param write: sends raw bytes to the peer.
+        @param onHandshake: called once when the handshake completes, before
+            any application data is read; returning C{False} stops all further
+            processing (the owner is refusing the connection).
+        """
+        self.connection = SSL.Connection(context, None)
+        self.connection.set_accept_state()
+        self._write = write
+        self._onHandshake = onHandshake
+        self._holding = False
+        self._held: list[bytes] = []
+        self._refused = False
+        self._closed = False
+        self.handshakeDone = False
+        self.closeNotifyReceived = False
+
+    @property
+    def resumed(self) -> bool:
+        """
+        The handshake resumed an earlier session.
+        """
+        return sessionReused(self.connection)
+
+    @property
+    def version(self) -> str:
+        """
+        The negotiated protocol version, e.g. C{"TLSv1.3"}.
+        """
+        return self.connection.get_protocol_version_name()
+
+    def _outgoing(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunks.append(self.connection.bio_read(_READ_SIZE))
+            except SSL.WantReadError:
+                break
+        return b"".join(chunks)
+
+    def _flush(self) -> None:
+        """
+        Send what TLS produced, or hold it back while holding.
+        """
+        out = self._outgoing()
+        if self._holding:
+            if out:
+                self._held.append(out)
+            return
+        if out:
+            self._write(out)
+
+    def _release(self) -> bytes:
+        self._holding = False
+        held = b"".join(self._held)
+        self._held = []
+        return held
+
+    def dataReceived(self, data: bytes) -> bytes:
+        """
+        Feed raw bytes from the peer.
+
+        @return: the application data they decrypted to.
+        @raise SSL.Error: the handshake or a record failed.
+        """
+        if self._refused or self._closed and self.closeNotifyReceived:
+            return b""
+        self.connection.bio_write(data)
+        if not self.handshakeDone:
+            try:
+                self.connection.do_handshake()
+            except SSL.WantReadError:
+                self._flush()
+                return b""
+            self.handshakeDone = True
+            if self.version == "TLSv1.3":
+                # What OpenSSL wrote after the client's Finished is only
+                # NewSessionTicket records: keep them until we first send.
+                self._holding = True
+            self._flush()
+            if not self._onHandshake(self):
+                self._refused = True
+                return b""
+        plain = []
+        while not self.closeNotifyReceived:
+            try:
+                plain.append(self.connection.recv(_READ_SIZE))
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self.closeNotifyReceived = True
+        self._flush()
+        return b"".join(plain)
+
+    def send(self, data: bytes) -> None:
+        """
+        Encrypt and send application data.
+        """
+        if self._closed:
+            return
+        view = memoryview(data)
+        while view:
+            written = self.connection.send(view)
+            view = view[written:]
+        out = self._release() + self._outgoing()
+        if out:
+            self._write(out)
+
+    def close(self) -> None:
+        """
+        Send our close_notify (after anything held back). Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.connection.shutdown()
+        except SSL.Error:
+            pass
+        out = self._release() + self._outgoing()
+        if out:
+            self._write(out)

@@ -1,0 +1,260 @@
+# -*- test-case-name: tests.test_storage -*-
+"""
+Storage: a local-filesystem L{IFTPShell} that keeps every path inside its root
+and never leaves a half-written file under its final name.
+
+L{LocalShell} is Twisted's L{FTPShell} with three changes:
+
+ - every path is resolved (symlinks included) and refused unless it stays
+   inside the root; Twisted's shell follows symlinks anywhere;
+ - uploads go to a hidden temporary file in the target's directory and are
+   moved into place only by L{IWriteFile.close}; L{SafeWriteFile.abort}
+   removes them;
+ - a read-only flag refuses every change.
+
+Any other L{IFTPShell} works with txftps too; a write file that also has an
+C{abort()} method gets the same all-or-nothing upload guarantee.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Sequence
+from typing import IO, Any
+
+from twisted.internet import defer, interfaces
+from twisted.protocols.basic import FileSender
+from twisted.protocols.ftp import (
+    FileNotFoundError,
+    FTPShell,
+    IReadFile,
+    IWriteFile,
+    PermissionDeniedError,
+    errnoToFailure,
+)
+from twisted.python.filepath import FilePath, InsecurePath
+from zope.interface import implementer
+
+from txftps.errors import FTPReplyError
+
+__all__ = ["LocalShell", "SafeWriteFile", "TEMPORARY_PREFIX"]
+
+#: Name prefix of in-progress uploads; such names are hidden from listings.
+TEMPORARY_PREFIX = ".txftps-upload-"
+
+
+class _ChunkedFileSender(FileSender):
+    CHUNK_SIZE = 256 * 1024  # type: ignore[assignment]
+
+
+@implementer(IReadFile)
+class _FileReader:
+    def __init__(self, fObj: IO[bytes]) -> None:
+        self._fObj = fObj
+
+    def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[Any]:
+        d = _ChunkedFileSender().beginFileTransfer(self._fObj, consumer)
+
+        def close(passthrough: object) -> object:
+            self._fObj.close()
+            return passthrough
+
+        return d.addBoth(close)
+
+
+@implementer(interfaces.IConsumer)
+class _FileSink:
+    """
+    Writes an upload into an open file; a write error stops the producer and
+    is kept for L{SafeWriteFile.close} to report.
+    """
+
+    def __init__(self, fObj: IO[bytes]) -> None:
+        self._fObj = fObj
+        self._producer: Any = None
+        self.error: OSError | None = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._producer = producer
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._fObj.write(data)
+        except OSError as e:
+            self.error = e
+            if self._producer is not None:
+                self._producer.stopProducing()
+
+
+@implementer(IWriteFile)
+class SafeWriteFile:
+    """
+    An upload written to a hidden temporary file, moved over C{final} by
+    L{close}, removed by L{abort}.
+
+    @ivar final: where the file goes when the upload completes.
+    @ivar temporary: where its bytes are written meanwhile.
+    """
+
+    def __init__(self, final: FilePath[str]) -> None:
+        self.final = final
+        self.temporary = final.sibling(TEMPORARY_PREFIX + secrets.token_hex(8))
+        fd = os.open(
+            self.temporary.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666
+        )
+        self._fObj = os.fdopen(fd, "wb")
+        self._sink = _FileSink(self._fObj)
+        self._done = False
+
+    def receive(self) -> defer.Deferred[interfaces.IConsumer]:
+        return defer.succeed(self._sink)
+
+    def close(self) -> defer.Deferred[None]:
+        """
+        The upload completed: move it into place.
+        """
+        if self._done:
+            return defer.succeed(None)
+        self._done = True
+        try:
+            if self._sink.error is None:
+                self._fObj.close()
+        except OSError as e:
+            self._sink.error = e
+        if self._sink.error is not None:
+            self._discard()
+            code = 552 if self._sink.error.errno in (errno.ENOSPC, errno.EDQUOT) else 451
+            return defer.fail(FTPReplyError(code, f"Write failed: {self._sink.error.strerror}."))
+        os.replace(self.temporary.path, self.final.path)
+        return defer.succeed(None)
+
+    def abort(self) -> None:
+        """
+        The upload did not complete: remove its bytes; C{final} is untouched.
+        """
+        if self._done:
+            return
+        self._done = True
+        self._discard()
+
+    def _discard(self) -> None:
+        try:
+            self._fObj.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.temporary.path)
+        except OSError:
+            pass
+
+
+class LocalShell(FTPShell):  # type: ignore[misc]
+    """
+    A confined local-filesystem shell.
+
+    @ivar filesystemRoot: the root; C{/} of the FTP namespace.
+    @ivar readOnly: refuse every change.
+    """
+
+    def __init__(self, filesystemRoot: FilePath[str], readOnly: bool = False) -> None:
+        super().__init__(filesystemRoot)
+        self.readOnly = readOnly
+        self._realRoot = os.path.realpath(filesystemRoot.path)
+
+    def _inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == self._realRoot or real.startswith(self._realRoot + os.sep)
+
+    def _path(self, path: Sequence[str]) -> FilePath[str]:
+        """
+        Map segments to a path inside the root.
+
+        @raise PermissionDeniedError: the path (after following symlinks)
+            leaves the root, or a segment is unsafe.
+        """
+        for segment in path:
+            if "\0" in segment or "/" in segment or segment in ("", ".", ".."):
+                raise PermissionDeniedError("/".join(path))
+        try:
+            p = self.filesystemRoot.descendant(list(path))
+        except InsecurePath:
+            raise PermissionDeniedError("/".join(path))
+        if not self._inside(p.path):
+            raise PermissionDeniedError("/".join(path))
+        return p  # type: ignore[no-any-return]
+
+    def _refuseIfReadOnly(self, path: Sequence[str]) -> defer.Deferred[Any] | None:
+        if self.readOnly:
+            return defer.fail(PermissionDeniedError("/".join(path)))
+        return None
+
+    def makeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
+        return self._refuseIfReadOnly(path) or super().makeDirectory(path)
+
+    def removeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
+        return self._refuseIfReadOnly(path) or super().removeDirectory(path)
+
+    def removeFile(self, path: Sequence[str]) -> defer.Deferred[Any]:
+        return self._refuseIfReadOnly(path) or super().removeFile(path)
+
+    def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
+        return self._refuseIfReadOnly(fromPath) or super().rename(fromPath, toPath)
+
+    def openForReading(self, path: Sequence[str]) -> defer.Deferred[Any]:
+        p = self._path(path)
+        if p.isdir():
+            return defer.fail(PermissionDeniedError("/".join(path)))
+        try:
+            f = open(p.path, "rb")
+        except OSError as e:
+            return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+        return defer.succeed(_FileReader(f))
+
+    def openForWriting(self, path: Sequence[str]) -> defer.Deferred[Any]:
+        refused = self._refuseIfReadOnly(path)
+        if refused is not None:
+            return refused
+        p = self._path(path)
+        if p.isdir():
+            return defer.fail(PermissionDeniedError("/".join(path)))
+        try:
+            return defer.succeed(SafeWriteFile(p))
+        except OSError as e:
+            return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+
+    def list(self, path: Sequence[str], keys: Sequence[str] = ()) -> defer.Deferred[Any]:
+        """
+        List a directory (or one file), leaving out in-progress uploads,
+        entries that lead outside the root and entries that cannot be read.
+        """
+        target = self._path(path)
+        if target.isdir():
+            try:
+                names = sorted(target.listdir())
+            except OSError as e:
+                return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+            entries = [
+                (name, target.child(name))
+                for name in names
+                if not name.startswith(TEMPORARY_PREFIX)
+                and self._inside(os.path.join(target.path, name))
+            ]
+        elif target.isfile():
+            entries = [(target.basename(), target)]
+        else:
+            return defer.fail(FileNotFoundError("/".join(path)))
+        results = []
+        for name, child in entries:
+            try:
+                attrs = self._statNode(child, keys) if keys else []
+            except OSError:
+                continue
+            results.append((name, attrs))
+        return defer.succeed(results)

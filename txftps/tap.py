@@ -1,0 +1,274 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd ftps} service: command-line options and L{makeService}.
+
+This is the edge of txftps: the only module that uses the global reactor.
+Every option of the public contract is parsed and checked here; a bad option
+stops the start with one line on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.cred import credentials, strcred
+from twisted.cred.portal import Portal
+from twisted.internet import endpoints, error
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+
+from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
+from txftps.datachannel import PassivePortRange
+from txftps.policy import SessionPolicy, TLSRequirement
+from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
+from txftps.tls import CertificateError, ServerTLS
+
+__all__ = ["Options", "makeService"]
+
+_log = Logger()
+
+
+def defaultDataDirectory() -> str:
+    """
+    The per-user directory for generated material: C{$XDG_DATA_HOME/txftps}
+    or C{~/.local/share/txftps}.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(base, "txftps")
+
+
+def _positive(name: str, cast: Any = float) -> Any:
+    def parse(value: str) -> Any:
+        try:
+            number = cast(value)
+        except ValueError:
+            raise usage.UsageError(f"--{name} needs a number, not {value!r}")
+        if number <= 0:
+            raise usage.UsageError(f"--{name} must be positive, not {value!r}")
+        return number
+
+    parse.coerceDoc = "A positive number."  # type: ignore[attr-defined]
+    return parse
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    """
+    Options of C{twistd ftps}; see DESIGN.md's public contract.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "An FTPS server: explicit FTPS (AUTH TLS) on --listen endpoints,"
+        " implicit FTPS on --implicit endpoints."
+    )
+    supportedInterfaces = (credentials.IUsernamePassword, credentials.IAnonymous)
+
+    optParameters = [
+        ["root", None, None, "Tree served read-only to anonymous users [default: .]"],
+        ["home", None, None, "Authenticated users' homes are HOME/USERNAME [default: --root]"],
+        ["cert", None, None, "PEM certificate chain (leaf first)"],
+        ["key", None, None, "PEM private key [default: --cert]"],
+        ["data-dir", None, None, "Where generated material lives"],
+        ["tls-required", None, TLSRequirement.ALL, "none, control, data or all"],
+        ["passive-ports", None, None, "LOW-HIGH ports for PASV/EPSV listeners"],
+        ["masquerade", None, None, "IPv4 address announced in PASV replies"],
+        ["session-reuse", None, "required", "required or optional"],
+        [
+            "max-login-attempts",
+            None,
+            3,
+            "Failed PASS before the connection closes",
+            _positive("max-login-attempts", int),
+        ],
+        [
+            "ban-after",
+            None,
+            10,
+            "Failed logins from one address before a ban",
+            _positive("ban-after", int),
+        ],
+        ["ban-time", None, 600.0, "Seconds a ban lasts", _positive("ban-time")],
+        [
+            "handshake-timeout",
+            None,
+            30.0,
+            "Seconds for a TLS handshake",
+            _positive("handshake-timeout"),
+        ],
+        [
+            "idle-timeout",
+            None,
+            300.0,
+            "Seconds an idle control connection lives",
+            _positive("idle-timeout"),
+        ],
+        [
+            "data-timeout",
+            None,
+            30.0,
+            "Seconds for a pending data connection",
+            _positive("data-timeout"),
+        ],
+        ["max-clients", None, 1000, "Control connections in all", _positive("max-clients", int)],
+        [
+            "max-clients-per-ip",
+            None,
+            20,
+            "Control connections per address",
+            _positive("max-clients-per-ip", int),
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["implicit"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Endpoint for explicit FTPS (plain FTP until AUTH TLS), repeatable
+        [default: tcp:2121]
+        """
+        self["listen"].append(description)
+
+    def opt_implicit(self, description: str) -> None:
+        """
+        Endpoint for implicit FTPS (TLS from the first byte), repeatable;
+        "none" turns it off [default: tcp:9990]
+        """
+        self["implicit"].append(description)
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            raise SystemExit(f"twistd ftps: error: {e}")
+
+    def postOptions(self) -> None:
+        from twisted.internet import reactor
+
+        if not self["listen"]:
+            self["listen"] = ["tcp:2121"]
+        if not self["implicit"]:
+            self["implicit"] = ["tcp:9990"]
+        self["implicit"] = [d for d in self["implicit"] if d.lower() != "none"]
+        for description in self["listen"] + self["implicit"]:
+            try:
+                endpoints.serverFromString(reactor, description)
+            except Exception as e:
+                raise usage.UsageError(f"bad endpoint {description!r}: {e}")
+        for name in ("root", "home"):
+            if self[name] is not None and not os.path.isdir(self[name]):
+                raise usage.UsageError(f"--{name} {self[name]!r} is not a directory")
+        if self["tls-required"] not in TLSRequirement.values:
+            raise usage.UsageError(
+                f"--tls-required must be one of {', '.join(TLSRequirement.values)}"
+            )
+        if self["session-reuse"] not in ("required", "optional"):
+            raise usage.UsageError("--session-reuse must be required or optional")
+        if self["passive-ports"] is not None:
+            low, _, high = self["passive-ports"].partition("-")
+            try:
+                self["passive-ports"] = PassivePortRange(int(low), int(high))
+            except ValueError:
+                raise usage.UsageError(
+                    f"--passive-ports needs LOW-HIGH with 1 <= LOW <= HIGH <= 65535,"
+                    f" not {self['passive-ports']!r}"
+                )
+        if self["masquerade"] is not None:
+            parts = self["masquerade"].split(".")
+            if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+                raise usage.UsageError(
+                    f"--masquerade needs an IPv4 address, not {self['masquerade']!r}"
+                )
+        if self["key"] is not None and self["cert"] is None:
+            raise usage.UsageError("--key needs --cert")
+        try:
+            self["tls"] = self._loadTLS()
+        except CertificateError as e:
+            raise usage.UsageError(str(e))
+
+    def _loadTLS(self) -> ServerTLS:
+        if self["cert"] is not None:
+            cert = FilePath(self["cert"])
+            return ServerTLS.fromFiles(cert, FilePath(self["key"]) if self["key"] else cert)
+        directory = FilePath(self["data-dir"] or defaultDataDirectory())
+        try:
+            tls, generated = ServerTLS.fromDataDirectory(directory)
+        except OSError as e:
+            raise CertificateError(f"cannot use data directory {directory.path}: {e}")
+        if generated:
+            _log.info("generated a self-signed certificate in {path}", path=directory.path)
+        return tls
+
+
+class _ListeningService(StreamServerEndpointService):
+    """
+    Listens on one endpoint; a port that cannot be had stops the start with
+    one line.
+    """
+
+    def __init__(self, description: str, endpoint: Any, factory: Any) -> None:
+        super().__init__(endpoint, factory)
+        self._description = description
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except error.CannotListenError as e:
+            raise SystemExit(
+                f"twistd ftps: error: cannot listen on {self._description}: {e.socketError}"
+            )
+
+
+def makeService(options: Options) -> service.MultiService:
+    """
+    Build the FTPS service from parsed options.
+    """
+    from twisted.internet import reactor
+
+    root = FilePath(os.path.abspath(options["root"] or "."))
+    home = FilePath(os.path.abspath(options["home"])) if options["home"] else root
+    checkers = options.get("credCheckers") or [
+        strcred.makeChecker("anonymous"),
+    ]
+    portal = Portal(FTPSRealm(root, home), [normalizeChecker(c) for c in checkers])
+    settings = ServerSettings(
+        policy=SessionPolicy(tlsRequired=options["tls-required"]),
+        requireResumption=options["session-reuse"] == "required",
+        passivePorts=options["passive-ports"],
+        masquerade=options["masquerade"],
+        handshakeTimeout=options["handshake-timeout"],
+        idleTimeout=options["idle-timeout"],
+        dataTimeout=options["data-timeout"],
+        maxLoginAttempts=options["max-login-attempts"],
+    )
+    tls: ServerTLS = options["tls"]
+    explicit = FTPSFactory(
+        reactor,
+        portal,
+        tls,
+        settings,
+        limits=ConnectionLimits(options["max-clients"], options["max-clients-per-ip"]),
+        bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
+    )
+    implicit = explicit.withImplicitTLS()
+    top = service.MultiService()
+    for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
+        for description in descriptions:
+            endpoint = endpoints.serverFromString(reactor, description)
+            _ListeningService(description, endpoint, factory).setServiceParent(top)
+    _log.info(
+        "txftps: explicit FTPS on {listen}, implicit FTPS on {implicit}",
+        listen=", ".join(options["listen"]),
+        implicit=", ".join(options["implicit"]) or "none",
+    )
+    _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    return top

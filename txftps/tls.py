@@ -1,0 +1,215 @@
+# -*- test-case-name: tests.test_tls -*-
+"""
+TLS for txftps: certificate loading and generation, one TLS context per
+control connection, and the session-reuse check.
+
+Every control connection gets a L{ServerTLS.optionsForConnection} object of its
+own: a L{CertificateOptions} with the session cache and session tickets turned
+on and a fresh L{SSL.Context}. The connection's data channels are TLS servers
+built from that same context, so a data connection whose handshake resumed a
+session (L{sessionReused}) can only have come from the client that holds the
+control connection's session: another control connection's context has other
+ticket keys and another session-ID context.
+
+Usage::
+
+    tls = ServerTLS.fromFiles(FilePath("chain.pem"), FilePath("key.pem"))
+    options = tls.optionsForConnection()
+    transport.startTLS(options)
+    dataConnection = SSL.Connection(options.getContext(), None)
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
+from OpenSSL.crypto import X509, PKey
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.python.filepath import FilePath
+
+__all__ = [
+    "CertificateError",
+    "ServerTLS",
+    "fingerprint",
+    "generateSelfSigned",
+    "sessionReused",
+]
+
+
+class CertificateError(Exception):
+    """
+    A certificate or key could not be loaded; the message says why, in one
+    line fit for an operator.
+    """
+
+
+def sessionReused(connection: SSL.Connection) -> bool:
+    """
+    Tell whether the handshake of C{connection} resumed an earlier session.
+
+    pyOpenSSL has no public call for this; this wraps the private binding of
+    C{SSL_session_reused}, and C{tests.test_tls} fails loudly if an upgrade
+    removes it.
+
+    @param connection: a connection whose handshake has completed.
+    @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
+    """
+    return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """
+    The SHA-256 fingerprint of a certificate, as colon-separated hex.
+
+    @param certificate: the certificate.
+    @return: e.g. C{"AB:01:..."}.
+    """
+    digest = certificate.fingerprint(hashes.SHA256())
+    return ":".join(f"{b:02X}" for b in digest)
+
+
+def generateSelfSigned(
+    certPath: FilePath[str], keyPath: FilePath[str], hostnames: list[str]
+) -> None:
+    """
+    Write a new ECDSA P-256 private key and a self-signed certificate for it.
+
+    The key file is created with mode 0600 before any key byte is written.
+
+    @param certPath: where the PEM certificate goes.
+    @param keyPath: where the PEM private key goes.
+    @param hostnames: DNS names and IP addresses for the subjectAltName.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "txftps")])
+    alternatives: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alternatives.append(x509.DNSName(host))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    keyPEM = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(keyPath.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(keyPEM)
+    certPath.setContent(cert.public_bytes(serialization.Encoding.PEM))
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """
+    The server's certificate chain and key, and the TLS policy built on them.
+
+    @ivar chain: the leaf certificate first, then intermediates.
+    @ivar key: the private key of the leaf certificate.
+    """
+
+    chain: tuple[x509.Certificate, ...]
+    key: PKey
+
+    @classmethod
+    def fromFiles(cls, certPath: FilePath[str], keyPath: FilePath[str]) -> ServerTLS:
+        """
+        Load a PEM certificate chain and a PEM private key.
+
+        @param certPath: PEM file with the leaf certificate first.
+        @param keyPath: PEM file with the private key (may be the same file).
+        @raise CertificateError: with a one-line reason when anything is off.
+        """
+        try:
+            chainBytes = certPath.getContent()
+        except OSError as e:
+            raise CertificateError(f"cannot read certificate {certPath.path}: {e.strerror}")
+        try:
+            keyBytes = keyPath.getContent()
+        except OSError as e:
+            raise CertificateError(f"cannot read key {keyPath.path}: {e.strerror}")
+        try:
+            chain = tuple(x509.load_pem_x509_certificates(chainBytes))
+        except ValueError:
+            raise CertificateError(f"no PEM certificate in {certPath.path}")
+        try:
+            privateKey = serialization.load_pem_private_key(keyBytes, password=None)
+        except (ValueError, TypeError) as e:
+            raise CertificateError(f"cannot load private key {keyPath.path}: {e}")
+        leafKey = chain[0].public_key()
+        pem = serialization.Encoding.PEM
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        if leafKey.public_bytes(pem, spki) != privateKey.public_key().public_bytes(pem, spki):
+            raise CertificateError(
+                f"key {keyPath.path} does not match certificate {certPath.path}"
+            )
+        return cls(chain, PKey.from_cryptography_key(privateKey))  # type: ignore[arg-type]
+
+    @classmethod
+    def fromDataDirectory(cls, directory: FilePath[str]) -> tuple[ServerTLS, bool]:
+        """
+        Load the generated certificate under C{directory}, generating it first
+        if there is none.
+
+        @param directory: the data directory; created (mode 0700) if missing.
+        @return: the loaded material, and whether it was generated just now.
+        """
+        if not directory.isdir():
+            os.makedirs(directory.path, mode=0o700, exist_ok=True)
+        certPath = directory.child("server-cert.pem")
+        keyPath = directory.child("server-key.pem")
+        generated = False
+        if not (certPath.exists() and keyPath.exists()):
+            generateSelfSigned(certPath, keyPath, ["localhost", "127.0.0.1", "::1"])
+            generated = True
+        return cls.fromFiles(certPath, keyPath), generated
+
+    @property
+    def fingerprint(self) -> str:
+        """
+        The SHA-256 fingerprint of the leaf certificate.
+        """
+        return fingerprint(self.chain[0])
+
+    def optionsForConnection(self) -> CertificateOptions:
+        """
+        Make the TLS options of one control connection: TLS 1.2 or newer, no
+        renegotiation, session cache and tickets on, and a context of its own
+        that the connection's data channels share.
+
+        @return: a new L{CertificateOptions}; its C{getContext()} is created
+            here, so it is ready before any connection uses it.
+        """
+        options = CertificateOptions(
+            privateKey=self.key,
+            certificate=X509.from_cryptography(self.chain[0]),
+            extraCertChain=[X509.from_cryptography(c) for c in self.chain[1:]],
+            enableSessions=True,
+            enableSessionTickets=True,
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+        )
+        context = options.getContext()
+        context.set_options(SSL.OP_NO_RENEGOTIATION)
+        return options
