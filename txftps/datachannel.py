@@ -298,6 +298,8 @@ class _PassiveFactory(Factory):
     Accepts the one data connection of a passive listener.
     """
 
+    noisy = False
+
     def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
         self._channel = channel
         self._context = context

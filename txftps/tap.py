@@ -214,9 +214,10 @@ class _ListeningService(StreamServerEndpointService):
     one line.
     """
 
-    def __init__(self, description: str, endpoint: Any, factory: Any) -> None:
+    def __init__(self, description: str, endpoint: Any, factory: FTPSFactory) -> None:
         super().__init__(endpoint, factory)
         self._description = description
+        self._kind = "implicit" if factory.implicit else "explicit"
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
@@ -226,6 +227,17 @@ class _ListeningService(StreamServerEndpointService):
             raise SystemExit(
                 f"twistd ftps: error: cannot listen on {self._description}: {e.socketError}"
             )
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port: Any) -> Any:
+        address = port.getHost()
+        _log.info(
+            "txftps: {kind} FTPS listening on {host} port {port}",
+            kind=self._kind,
+            host=address.host,
+            port=address.port,
+        )
+        return port
 
 
 def makeService(options: Options) -> service.MultiService:
