@@ -296,5 +296,5 @@ def receiveAll(sock: socket.socket | ssl.SSLSocket, timeout: float = 5.0) -> byt
             if not chunk:
                 return data
             data += chunk
-    except (socket.timeout, ConnectionError, ssl.SSLError):
+    except (TimeoutError, ConnectionError, ssl.SSLError):
         return data

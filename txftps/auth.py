@@ -12,6 +12,7 @@ back (or L{ANONYMOUS}).
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +58,6 @@ class UsernamePassword:
             password = password.encode("utf-8", "surrogateescape")
         if isinstance(mine, str):
             mine = mine.encode("utf-8", "surrogateescape")
-        import hmac
-
         return hmac.compare_digest(mine, password)
 
 

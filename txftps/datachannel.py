@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _log = Logger()
+_CONNECTION_DONE = Failure(error.ConnectionDone())
 
 
 class TransferAborted(FTPReplyError):
@@ -155,7 +156,7 @@ class DataConnection(Protocol):
         if self.tls is not None and self.tls.closeNotifyReceived:
             self._completeUpload()
 
-    def connectionLost(self, reason: Failure = Failure(error.ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         self._lost = True
         self._channel._connectionLost(self)
         if self._uploadDone is not None:
@@ -380,7 +381,7 @@ class DataChannel:
             raise FTPReplyError(425, "No passive port is free; try again later.")
         self._configured = True
         self._timer = self._reactor.callLater(self._timeout, self._timedOut)
-        return int(self._listener.getHost().port)
+        return int(self._listener.getHost().port)  # type: ignore[union-attr]
 
     def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
         if self.connection is not None or self._failure is not None:

@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txftps.auth import LoginBans, UsernamePassword
-from txftps.datachannel import DataChannel, DataConnection, PassivePortRange, sameHost
+from txftps.datachannel import DataChannel, DataConnection, PassivePortRange
 from txftps.errors import FTPReplyError
 from txftps.listing import LIST_KEYS, formatList, formatNames, quotePath
 from txftps.policy import SessionPolicy, SessionState
@@ -47,6 +47,10 @@ from txftps.tls import ServerTLS
 __all__ = ["ConnectionLimits", "FTPSFactory", "FTPSProtocol", "ServerSettings"]
 
 _log = Logger()
+
+#: Telnet IAC, IP and DM bytes (undecodable, so surrogate-escaped) that some
+#: clients send before ABOR.
+_TELNET_CONTROLS = ("\udcff", "\udcf4", "\udcf2")
 
 #: Twisted shell errors and the replies they become.
 _SHELL_ERRORS: list[tuple[type[Exception], int, str]] = [
@@ -207,7 +211,7 @@ class FTPSProtocol(LineReceiver):
             self.reply(220, self.greeting)
         self._resetIdleTimer()
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
         self._cancelTimers()
         if self.dataChannel is not None:
@@ -326,7 +330,7 @@ class FTPSProtocol(LineReceiver):
     def _parse(line: bytes) -> tuple[str, str]:
         text = line.rstrip(b"\r").decode("utf-8", "surrogateescape")
         # Telnet IP/DM sent before ABOR by some clients.
-        text = text.lstrip("\udcff\udcf4\udcf2")
+        text = text.lstrip("".join(_TELNET_CONTROLS))
         command, _, argument = text.partition(" ")
         return command.upper(), argument
 
@@ -383,7 +387,7 @@ class FTPSProtocol(LineReceiver):
         if self.state.loggedIn:
             raise FTPReplyError(534, "AUTH after a plaintext login is refused.")
         self.reply(234, f"AUTH {mechanism} successful; starting TLS.")
-        dropped = len(self.clearLineBuffer()) + sum(len(q) for q in self._queue)
+        dropped = len(self.clearLineBuffer()) + sum(len(q) for q in self._queue)  # type: ignore[no-untyped-call]
         self._queue.clear()
         if dropped:
             _log.warn(
@@ -749,7 +753,7 @@ class FTPSFactory(Factory):
     @ivar bans: failed-login bans, shared likewise.
     """
 
-    protocol = FTPSProtocol
+    protocol = FTPSProtocol  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -783,7 +787,3 @@ class FTPSFactory(Factory):
             limits=self.limits,
             bans=self.bans,
         )
-
-
-# Kept importable for subclasses that compare peers the way the gate does.
-sameHost = sameHost

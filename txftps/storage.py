@@ -55,13 +55,13 @@ class _FileReader:
         self._fObj = fObj
 
     def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[Any]:
-        d = _ChunkedFileSender().beginFileTransfer(self._fObj, consumer)
+        d = _ChunkedFileSender().beginFileTransfer(self._fObj, consumer)  # type: ignore[no-untyped-call]
 
         def close(passthrough: object) -> object:
             self._fObj.close()
             return passthrough
 
-        return d.addBoth(close)
+        return d.addBoth(close)  # type: ignore[no-any-return]
 
 
 @implementer(interfaces.IConsumer)
@@ -164,7 +164,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
     """
 
     def __init__(self, filesystemRoot: FilePath[str], readOnly: bool = False) -> None:
-        super().__init__(filesystemRoot)
+        super().__init__(filesystemRoot)  # type: ignore[no-untyped-call]
         self.readOnly = readOnly
         self._realRoot = os.path.realpath(filesystemRoot.path)
 
@@ -196,16 +196,16 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         return None
 
     def makeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().makeDirectory(path)
+        return self._refuseIfReadOnly(path) or super().makeDirectory(path)  # type: ignore[no-untyped-call]
 
     def removeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().removeDirectory(path)
+        return self._refuseIfReadOnly(path) or super().removeDirectory(path)  # type: ignore[no-untyped-call]
 
     def removeFile(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().removeFile(path)
+        return self._refuseIfReadOnly(path) or super().removeFile(path)  # type: ignore[no-untyped-call]
 
     def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(fromPath) or super().rename(fromPath, toPath)
+        return self._refuseIfReadOnly(fromPath) or super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
 
     def openForReading(self, path: Sequence[str]) -> defer.Deferred[Any]:
         p = self._path(path)
@@ -253,7 +253,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         results = []
         for name, child in entries:
             try:
-                attrs = self._statNode(child, keys) if keys else []
+                attrs = self._statNode(child, keys) if keys else []  # type: ignore[no-untyped-call]
             except OSError:
                 continue
             results.append((name, attrs))

@@ -126,7 +126,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
         self["implicit"] = []
 
@@ -146,7 +146,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def parseOptions(self, options: Any = None) -> None:
         try:
-            super().parseOptions(options)
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
         except usage.UsageError as e:
             raise SystemExit(f"twistd ftps: error: {e}")
 
@@ -215,19 +215,19 @@ class _ListeningService(StreamServerEndpointService):
     """
 
     def __init__(self, description: str, endpoint: Any, factory: FTPSFactory) -> None:
-        super().__init__(endpoint, factory)
+        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
         self._description = description
         self._kind = "implicit" if factory.implicit else "explicit"
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
         try:
-            super().privilegedStartService()
+            super().privilegedStartService()  # type: ignore[no-untyped-call]
         except error.CannotListenError as e:
             raise SystemExit(
                 f"twistd ftps: error: cannot listen on {self._description}: {e.socketError}"
             )
-        self._waitingForPort.addCallback(self._listening)
+        self._waitingForPort.addCallback(self._listening)  # type: ignore[union-attr]
 
     def _listening(self, port: Any) -> Any:
         address = port.getHost()
@@ -276,7 +276,7 @@ def makeService(options: Options) -> service.MultiService:
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
             endpoint = endpoints.serverFromString(reactor, description)
-            _ListeningService(description, endpoint, factory).setServiceParent(top)
+            _ListeningService(description, endpoint, factory).setServiceParent(top)  # type: ignore[no-untyped-call]
     _log.info(
         "txftps: explicit FTPS on {listen}, implicit FTPS on {implicit}",
         listen=", ".join(options["listen"]),
