@@ -24,7 +24,7 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -120,8 +120,32 @@ class DataConnection(Protocol):
         self._sending = False
         self._finishing = False
         self._lost = False
+        self._stallTimer: interfaces.IDelayedCall | None = None
         self.bytesReceived = 0
         self.bytesSent = 0
+
+    # stalls
+
+    def _watchStalls(self) -> None:
+        """
+        Abort the transfer when no byte moves either way for the channel's
+        timeout.
+        """
+        if self._lost:
+            return
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.reset(self._channel.timeout)
+        else:
+            self._stallTimer = self._channel.clock.callLater(self._channel.timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        self._stallTimer = None
+        _log.info("data connection stalled for {seconds} s; aborting", seconds=self._channel.timeout)
+        self.abort()
+
+    def _activity(self) -> None:
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.reset(self._channel.timeout)
 
     # Protocol
 
@@ -146,6 +170,7 @@ class DataConnection(Protocol):
                     )
                 self.transport.abortConnection()
                 return
+        self._activity()
         if data:
             self.bytesReceived += len(data)
             if self._sink is not None:
@@ -158,6 +183,9 @@ class DataConnection(Protocol):
 
     def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         self._lost = True
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.cancel()
+        self._stallTimer = None
         self._channel._connectionLost(self)
         if self._uploadDone is not None:
             clean = reason.check(error.ConnectionDone) is not None
@@ -191,6 +219,7 @@ class DataConnection(Protocol):
         """
         self._uploadDone = defer.Deferred()
         self._sink = consumer
+        self._watchStalls()
         consumer.registerProducer(self.transport, True)
         buffered, self._buffer = self._buffer, []
         for chunk in buffered:
@@ -236,6 +265,7 @@ class DataConnection(Protocol):
             with L{TransferAborted} when the peer went away first.
         """
         self._sendDone = defer.Deferred()
+        self._watchStalls()
         d = readFile.send(self)
         d.addCallbacks(lambda _: self.finish(), self._sendFailed)
         return self._sendDone
@@ -245,6 +275,7 @@ class DataConnection(Protocol):
         Send C{data} (a listing), then close.
         """
         self._sendDone = defer.Deferred()
+        self._watchStalls()
         if data:
             self.write(data)
         self.finish()
@@ -265,6 +296,7 @@ class DataConnection(Protocol):
         if self._lost or self._finishing:
             return
         self.bytesSent += len(data)
+        self._activity()
         if self.tls is not None:
             self.tls.send(data)
         else:
@@ -309,6 +341,26 @@ class _PassiveFactory(Factory):
         return self._channel._accept(addr, self._context)
 
 
+class _ActiveFactory(ClientFactory):
+    """
+    Connects to the target of C{PORT}/C{EPRT}; the connection is ours to run
+    TLS on as the server (RFC 4217 section 7).
+    """
+
+    noisy = False
+
+    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+        self._channel = channel
+        self._context = context
+
+    def buildProtocol(self, addr: Any) -> DataConnection | None:
+        return self._channel._accept(addr, self._context)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        _log.info("active data connection failed: {reason}", reason=reason.getErrorMessage())
+        self._channel._refuse(DataChannelRefused(425, "Cannot open data connection."))
+
+
 class DataChannel:
     """
     The data-connection state of one control connection.
@@ -349,6 +401,22 @@ class DataChannel:
         self._failure: FTPReplyError | None = None
         self._waiting: defer.Deferred[DataConnection] | None = None
         self._configured = False
+        self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
+        self._connector: Any = None
+
+    @property
+    def clock(self) -> interfaces.IReactorTime:
+        """
+        The clock for data-connection timers.
+        """
+        return self._reactor  # type: ignore[no-any-return]
+
+    @property
+    def timeout(self) -> float:
+        """
+        Seconds a data connection may wait or stall.
+        """
+        return self._timeout
 
     # PASV / EPSV
 
@@ -382,6 +450,40 @@ class DataChannel:
         self._configured = True
         self._timer = self._reactor.callLater(self._timeout, self._timedOut)
         return int(self._listener.getHost().port)  # type: ignore[union-attr]
+
+    # PORT / EPRT
+
+    def connectActive(self, host: str, port: int, context: SSL.Context | None) -> None:
+        """
+        Make the next transfer connect to C{host}:C{port} (C{PORT}/C{EPRT}).
+        The connection is opened when a transfer waits for it.
+
+        @param host: must be the control peer's address (checked here).
+        @param port: 1024 or above (checked here).
+        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @raise FTPReplyError: 501 for a foreign host or a privileged port; no
+            connection is attempted and no earlier target survives.
+        """
+        self.reset()
+        if not sameHost(host, self._peerHost):
+            _log.warn(
+                "refused active data connection to {host}; control peer is {peer}",
+                host=host,
+                peer=self._peerHost,
+            )
+            raise FTPReplyError(501, "Data connections go only to the control peer's address.")
+        if not 1024 <= port <= 65535:
+            raise FTPReplyError(501, "Data connections to ports below 1024 are refused.")
+        self._activeTarget = (host, port, context)
+        self._configured = True
+
+    def _connectActive(self) -> None:
+        assert self._activeTarget is not None
+        host, port, context = self._activeTarget
+        self._activeTarget = None
+        self._connector = self._reactor.connectTCP(
+            host, port, _ActiveFactory(self, context), timeout=self._timeout
+        )
 
     def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
         if self.connection is not None or self._failure is not None:
@@ -472,9 +574,11 @@ class DataChannel:
             return defer.fail(failure)
         if self._ready and self.connection is not None:
             return defer.succeed(self.connection)
+        self._waiting = defer.Deferred()
         if self._timer is None:
             self._timer = self._reactor.callLater(self._timeout, self._timedOut)
-        self._waiting = defer.Deferred()
+        if self._activeTarget is not None:
+            self._connectActive()
         return self._waiting
 
     def transferDone(self) -> None:
@@ -512,6 +616,11 @@ class DataChannel:
         if self.connection is not None:
             connection, self.connection = self.connection, None
             connection.abort()
+        if self._connector is not None:
+            connector, self._connector = self._connector, None
+            if self.connection is None and connector.state == "connecting":
+                connector.stopConnecting()
+        self._activeTarget = None
         self._ready = False
         self._failure = None
         self._configured = False

@@ -31,7 +31,7 @@ from txftps.tls import sessionReused
 
 __all__ = ["DataTLS"]
 
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 512 * 1024
 
 
 class DataTLS:
@@ -85,10 +85,15 @@ class DataTLS:
         chunks = []
         while True:
             try:
-                chunks.append(self.connection.bio_read(_READ_SIZE))
+                chunk = self.connection.bio_read(_READ_SIZE)
             except SSL.WantReadError:
                 break
-        return b"".join(chunks)
+            chunks.append(chunk)
+            if len(chunk) < _READ_SIZE:
+                # A memory BIO returns all it holds up to the size asked:
+                # a short read drained it.
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _flush(self) -> None:
         """

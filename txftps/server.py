@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ class FTPSProtocol(LineReceiver):
         "PBSZ",
         "PROT",
         "EPSV",
+        "EPRT",
         "UTF8",
         "SIZE",
         "MDTM",
@@ -456,7 +458,7 @@ class FTPSProtocol(LineReceiver):
         if ok:
             try:
                 result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
-            except crederror.UnauthorizedLogin:
+            except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
                 pass
             except Exception:
                 _log.failure("login failed")
@@ -620,8 +622,7 @@ class FTPSProtocol(LineReceiver):
         return self.dataChannel.listenPassive(self._passiveInterface(), context)
 
     def ftp_PASV(self, argument: str) -> None:
-        if self._epsvAll:
-            raise FTPReplyError(503, "PASV not allowed after EPSV ALL.")
+        self._refuseAfterEPSVAll("PASV")
         interface = self._passiveInterface()
         if ":" in interface:
             raise FTPReplyError(522, "Use EPSV on IPv6 connections (2).")
@@ -642,11 +643,58 @@ class FTPSProtocol(LineReceiver):
         port = self._listen()
         self.reply(229, f"Entering Extended Passive Mode (|||{port}|)")
 
+    def _active(self, host: str, port: int) -> None:
+        assert self.dataChannel is not None
+        context = self._tlsOptions.getContext() if self.state.dataProtected else None
+        self.dataChannel.connectActive(host, port, context)
+
+    def _refuseAfterEPSVAll(self, command: str) -> None:
+        if self._epsvAll:
+            assert self.dataChannel is not None
+            self.dataChannel.reset()
+            raise FTPReplyError(503, f"{command} not allowed after EPSV ALL.")
+
+    def _malformedTarget(self, text: str) -> FTPReplyError:
+        assert self.dataChannel is not None
+        self.dataChannel.reset()
+        return FTPReplyError(501, text)
+
+    def ftp_PORT(self, argument: str) -> None:
+        self._refuseAfterEPSVAll("PORT")
+        fields = argument.strip().split(",")
+        if len(fields) != 6 or not all(f.strip().isdigit() and int(f) < 256 for f in fields):
+            raise self._malformedTarget("PORT needs h1,h2,h3,h4,p1,p2.")
+        numbers = [int(f) for f in fields]
+        host = ".".join(str(n) for n in numbers[:4])
+        self._active(host, numbers[4] * 256 + numbers[5])
+        self.reply(200, "PORT command successful.")
+
+    def ftp_EPRT(self, argument: str) -> None:
+        self._refuseAfterEPSVAll("EPRT")
+        argument = argument.strip()
+        if len(argument) < 4:
+            raise self._malformedTarget("EPRT needs |protocol|address|port|.")
+        fields = argument[1:-1].split(argument[0]) if argument[-1] == argument[0] else []
+        if len(fields) != 3 or not fields[2].isdigit():
+            raise self._malformedTarget("EPRT needs |protocol|address|port|.")
+        protocol, host, port = fields
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise self._malformedTarget("EPRT address is not an IP address.")
+        if protocol not in ("1", "2"):
+            self._malformedTarget("")
+            raise FTPReplyError(522, "Network protocol not supported, use (1,2).")
+        if (protocol == "1") != (address.version == 4):
+            raise self._malformedTarget("EPRT protocol and address do not match.")
+        self._active(host, int(port))
+        self.reply(200, "EPRT command successful.")
+
     def _checkTransfer(self, command: str) -> None:
         self.settings.policy.checkTransfer(command, self.state)
         assert self.dataChannel is not None
         if not self.dataChannel.configured:
-            raise FTPReplyError(425, "Use PASV or EPSV first.")
+            raise FTPReplyError(425, "Use PASV, EPSV, PORT or EPRT first.")
 
     def _startTransfer(
         self,

@@ -212,4 +212,6 @@ class ServerTLS:
         )
         context = options.getContext()
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        # Keep record buffers between writes: bulk data moves through here.
+        context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
         return options
