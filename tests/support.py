@@ -298,3 +298,130 @@ def receiveAll(sock: socket.socket | ssl.SSLSocket, timeout: float = 5.0) -> byt
             data += chunk
     except (TimeoutError, ConnectionError, ssl.SSLError):
         return data
+
+
+# In-memory TLS: pyOpenSSL connections over memory BIOs, no sockets.
+
+
+def memoryServerTLS(*hostnames: str) -> Any:
+    """
+    A L{txftps.tls.ServerTLS} for a certificate issued by a fresh throwaway
+    CA, built in memory (no files).
+
+    @return: C{(serverTLS, ca)}, the CA being a C{trustme.CA}.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from OpenSSL.crypto import PKey
+
+    from txftps.tls import ServerTLS
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert(*(hostnames or ("localhost", "127.0.0.1")))
+    chain = tuple(x509.load_pem_x509_certificate(blob.bytes()) for blob in leaf.cert_chain_pems)
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    return ServerTLS(chain, PKey.from_cryptography_key(key)), ca  # type: ignore[arg-type]
+
+
+def memoryClientContext(maxVersion: int | None = None, minVersion: int | None = None) -> Any:
+    """
+    A pyOpenSSL client context (no certificate verification) limited to the
+    given protocol versions (C{SSL.TLS1_2_VERSION}, ...).
+    """
+    from OpenSSL import SSL
+
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if minVersion is not None:
+        context.set_min_proto_version(minVersion)
+    if maxVersion is not None:
+        context.set_max_proto_version(maxVersion)
+    return context
+
+
+def memoryClient(context: Any, session: Any = None) -> Any:
+    """
+    A pyOpenSSL client connection over memory BIOs, optionally resuming
+    C{session} (which must come from a connection of the same C{context}).
+    """
+    from OpenSSL import SSL
+
+    client = SSL.Connection(context, None)
+    client.set_connect_state()
+    if session is not None:
+        client.set_session(session)
+    return client
+
+
+def drainBIO(connection: Any) -> bytes:
+    """
+    Everything a memory-BIO connection has written so far.
+    """
+    from OpenSSL import SSL
+
+    chunks = []
+    while True:
+        try:
+            chunks.append(connection.bio_read(65536))
+        except SSL.WantReadError:
+            return b"".join(chunks)
+
+
+def stepTLS(connection: Any) -> bool:
+    """
+    Advance the handshake of C{connection} as far as it goes without more
+    input.
+
+    @return: whether the handshake is complete.
+    """
+    from OpenSSL import SSL
+
+    try:
+        connection.do_handshake()
+    except SSL.WantReadError:
+        return False
+    return True
+
+
+def readTLS(connection: Any) -> bytes:
+    """
+    Read all decrypted application data now available on C{connection}
+    (processing any post-handshake records, such as TLS 1.3 tickets).
+
+    @raise SSL.ZeroReturnError: the peer's close_notify arrived.
+    """
+    from OpenSSL import SSL
+
+    data = []
+    while True:
+        try:
+            data.append(connection.recv(65536))
+        except SSL.WantReadError:
+            return b"".join(data)
+
+
+def memoryHandshake(server: Any, client: Any, rounds: int = 10) -> None:
+    """
+    Run a handshake between two memory-BIO connections to completion, then
+    let the server send one byte so that the client also reads whatever the
+    server sent after the handshake (TLS 1.3 session tickets).
+
+    @raise AssertionError: the handshake did not complete.
+    @raise SSL.Error: the handshake failed.
+    """
+    for _ in range(rounds):
+        clientDone = stepTLS(client)
+        data = drainBIO(client)
+        if data:
+            server.bio_write(data)
+        serverDone = stepTLS(server)
+        data = drainBIO(server)
+        if data:
+            client.bio_write(data)
+        if clientDone and serverDone:
+            break
+    else:
+        raise AssertionError("TLS handshake did not complete in memory")
+    server.send(b"!")
+    client.bio_write(drainBIO(server))
+    if readTLS(client) != b"!":
+        raise AssertionError("post-handshake byte did not arrive")

@@ -195,7 +195,7 @@ class DataConnection(Protocol):
                 self._failUpload()
         if self._sendDone is not None:
             d, self._sendDone = self._sendDone, None
-            if self._finishing:
+            if self._finishing and reason.check(error.ConnectionDone):
                 d.callback(None)
             else:
                 d.errback(TransferAborted(426, "Data connection closed; transfer aborted."))
@@ -217,7 +217,8 @@ class DataConnection(Protocol):
             clear: a clean TCP close), fails with L{TransferAborted} when it
             was cut short.
         """
-        self._uploadDone = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
+        self._uploadDone = done
         self._sink = consumer
         self._watchStalls()
         consumer.registerProducer(self.transport, True)
@@ -230,7 +231,7 @@ class DataConnection(Protocol):
             self._failUpload()
         else:
             self.transport.resumeProducing()
-        return self._uploadDone
+        return done
 
     def _completeUpload(self) -> None:
         if self._uploadDone is None:
@@ -401,6 +402,7 @@ class DataChannel:
         self._failure: FTPReplyError | None = None
         self._waiting: defer.Deferred[DataConnection] | None = None
         self._configured = False
+        self._waitingProtected = False
         self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
         self._connector: Any = None
 
@@ -516,9 +518,16 @@ class DataChannel:
             )
             return False
         self._connectionReady(connection)
-        return True
+        return self._ready
 
     def _connectionReady(self, connection: DataConnection) -> None:
+        if self._waiting is not None and connection.protected != self._waitingProtected:
+            self._refuse(
+                DataChannelRefused(
+                    425, "Data protection level changed after the data connection opened."
+                )
+            )
+            return
         self._cancelTimer()
         self._ready = True
         if self._waiting is not None:
@@ -574,6 +583,7 @@ class DataChannel:
             return defer.fail(failure)
         if self._ready and self.connection is not None:
             return defer.succeed(self.connection)
+        self._waitingProtected = protected
         self._waiting = defer.Deferred()
         if self._timer is None:
             self._timer = self._reactor.callLater(self._timeout, self._timedOut)

@@ -244,6 +244,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
                 (name, target.child(name))
                 for name in names
                 if not name.startswith(TEMPORARY_PREFIX)
+                and os.path.exists(os.path.join(target.path, name))
                 and self._inside(os.path.join(target.path, name))
             ]
         elif target.isfile():
