@@ -62,7 +62,17 @@ class UsernamePassword:
 
 
 def _wantsBytes(checker: checkers.ICredentialsChecker) -> bool:
-    return isinstance(checker, checkers.FilePasswordDB)
+    """
+    Does C{checker} compare user names as C{bytes}? Twisted's C{FilePasswordDB}
+    does; its in-memory checker does when built with keyword arguments (its
+    strcred C{memory:} form adds C{str} names).
+    """
+    if isinstance(checker, checkers.FilePasswordDB):
+        return True
+    users = getattr(checker, "users", None)
+    if isinstance(checker, checkers.InMemoryUsernamePasswordDatabaseDontUse) and users:
+        return any(isinstance(name, bytes) for name in users)
+    return False
 
 
 @implementer(checkers.ICredentialsChecker)
@@ -70,10 +80,9 @@ class _NormalizedChecker:
     def __init__(self, checker: checkers.ICredentialsChecker) -> None:
         self._checker = checker
         self.credentialInterfaces = checker.credentialInterfaces
-        self._bytes = _wantsBytes(checker)
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred[Any]:
-        if self._bytes and isinstance(creds, UsernamePassword):
+        if isinstance(creds, UsernamePassword) and _wantsBytes(self._checker):
             creds = UsernamePassword(
                 creds.username.encode("utf-8", "surrogateescape"),
                 creds.password.encode("utf-8", "surrogateescape"),

@@ -9,6 +9,8 @@ stops the start with one line on standard error, never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from typing import Any
 
@@ -49,7 +51,7 @@ def _positive(name: str, cast: Any = float) -> Any:
             number = cast(value)
         except ValueError:
             raise usage.UsageError(f"--{name} needs a number, not {value!r}")
-        if number <= 0:
+        if not math.isfinite(number) or number <= 0:
             raise usage.UsageError(f"--{name} must be positive, not {value!r}")
         return number
 
@@ -182,8 +184,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     f" not {self['passive-ports']!r}"
                 )
         if self["masquerade"] is not None:
-            parts = self["masquerade"].split(".")
-            if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+            try:
+                self["masquerade"] = str(ipaddress.IPv4Address(self["masquerade"]))
+            except ValueError:
                 raise usage.UsageError(
                     f"--masquerade needs an IPv4 address, not {self['masquerade']!r}"
                 )
