@@ -16,6 +16,7 @@ from twisted.protocols.ftp import (
     FileNotFoundError,
     IFTPShell,
     IReadFile,
+    IsADirectoryError,
     IWriteFile,
     PermissionDeniedError,
 )
@@ -26,7 +27,7 @@ from zope.interface.verify import verifyObject
 
 from txftps.errors import FTPReplyError
 from txftps.listing import LIST_KEYS
-from txftps.storage import TEMPORARY_PREFIX, LocalShell, SafeWriteFile
+from txftps.storage import PARTIAL_PREFIX, TEMPORARY_PREFIX, LocalShell, SafeWriteFile, partialPath
 
 
 @implementer(interfaces.IConsumer)
@@ -302,7 +303,7 @@ class InsideTests(SynchronousTestCase):
         """
         A directory cannot be opened for reading.
         """
-        self.failureResultOf(self.shell.openForReading(["sub"]), PermissionDeniedError)
+        self.failureResultOf(self.shell.openForReading(["sub"]), IsADirectoryError)
 
     def test_openForReadingMissing(self) -> None:
         """
@@ -470,17 +471,65 @@ class SafeWriteFileTests(SynchronousTestCase):
 
     def test_abort(self) -> None:
         """
-        C{abort} removes the temporary file and leaves the final file as it
-        was; a later C{close} does not move anything into place.
+        C{abort} leaves the final file as it was and keeps what was stored in
+        the hidden partial file (never under the final name); a later
+        C{close} does not move anything into place.
         """
         writeFile = SafeWriteFile(self.final)
         self.successResultOf(writeFile.receive()).write(b"partial")
-        writeFile.abort()
+        self.assertEqual(writeFile.abort(), len(b"partial"))
         self.assertFalse(os.path.exists(writeFile.temporary.path))
         self.assertEqual(self.final.getContent(), b"old content")
         writeFile.close()
         self.assertEqual(self.final.getContent(), b"old content")
+        self.assertEqual(
+            sorted(self.directory.listdir()), sorted(["file.txt", PARTIAL_PREFIX + "file.txt"])
+        )
+        self.assertEqual(partialPath(self.final).getContent(), b"partial")
+
+    def test_abortNothingStored(self) -> None:
+        """
+        An upload aborted before any byte arrived keeps nothing.
+        """
+        writeFile = SafeWriteFile(self.final)
+        self.assertEqual(writeFile.abort(), 0)
         self.assertEqual(self.directory.listdir(), ["file.txt"])
+
+    def test_resumeKeptPartial(self) -> None:
+        """
+        C{REST n} + C{STOR} continues the kept partial upload at byte C{n};
+        the final file changes only when the resumed upload completes, and
+        the partial file is gone then.
+        """
+        first = SafeWriteFile(self.final)
+        self.successResultOf(first.receive()).write(b"new conte")
+        first.abort()
+        resumed = SafeWriteFile(self.final, offset=len(b"new con"))
+        self.successResultOf(resumed.receive()).write(b"tent!")
+        self.assertEqual(self.final.getContent(), b"old content")
+        self.successResultOf(resumed.close())
+        self.assertEqual(self.final.getContent(), b"new content!")
+        self.assertEqual(self.directory.listdir(), ["file.txt"])
+
+    def test_resumeBeyondStored(self) -> None:
+        """
+        A restart offset beyond what is stored (a sparse hole) is refused with
+        554 and nothing is created.
+        """
+        error = self.assertRaises(FTPReplyError, SafeWriteFile, self.final, offset=1000)
+        self.assertEqual(error.code, 554)
+        self.assertEqual(self.directory.listdir(), ["file.txt"])
+
+    def test_append(self) -> None:
+        """
+        C{APPE} appends to a copy of the final file, which changes only when
+        the upload completes.
+        """
+        writeFile = SafeWriteFile(self.final, append=True)
+        self.successResultOf(writeFile.receive()).write(b", more")
+        self.assertEqual(self.final.getContent(), b"old content")
+        self.successResultOf(writeFile.close())
+        self.assertEqual(self.final.getContent(), b"old content, more")
 
     def _failingWrite(self, code: int) -> tuple[SafeWriteFile, _Producer]:
         writeFile = SafeWriteFile(self.final)

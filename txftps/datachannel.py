@@ -140,7 +140,9 @@ class DataConnection(Protocol):
 
     def _stalled(self) -> None:
         self._stallTimer = None
-        _log.info("data connection stalled for {seconds} s; aborting", seconds=self._channel.timeout)
+        _log.info(
+            "data connection stalled for {seconds} s; aborting", seconds=self._channel.timeout
+        )
         self.abort()
 
     def _activity(self) -> None:
@@ -590,6 +592,13 @@ class DataChannel:
         if self._activeTarget is not None:
             self._connectActive()
         return self._waiting
+
+    def abortTransfer(self) -> None:
+        """
+        C{ABOR}: drop the data connection (no close_notify) or stop waiting
+        for it; the running transfer fails.
+        """
+        self.reset()
 
     def transferDone(self) -> None:
         """

@@ -12,7 +12,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["LIST_KEYS", "formatList", "formatNames", "printableName", "quotePath"]
+__all__ = [
+    "LIST_KEYS",
+    "MLST_FACTS",
+    "MLST_KEYS",
+    "formatFacts",
+    "formatList",
+    "formatMLSD",
+    "formatNames",
+    "printableName",
+    "quotePath",
+]
 
 #: The L{IFTPShell.list} keys that L{formatList} needs, in order.
 LIST_KEYS = ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")
@@ -74,3 +84,57 @@ def quotePath(path: str) -> str:
     """
     safe = "".join(c if c.isprintable() else "?" for c in path)
     return '"' + safe.replace('"', '""') + '"'
+
+
+#: The RFC 3659 facts txftps offers, in FEAT order.
+MLST_FACTS = ("type", "size", "modify", "perm", "unique")
+
+#: The L{IFTPShell.list} keys that L{formatFacts} needs.
+MLST_KEYS = ("size", "directory", "modified", "permissions")
+
+
+def _perm(directory: bool, permissions: Any, writable: bool) -> str:
+    user = permissions.user
+    if directory:
+        perm = ("e" if user.execute else "") + ("l" if user.read else "")
+        if writable and user.write:
+            perm += "cmpdf"
+        return perm
+    perm = "r" if user.read else ""
+    if writable and user.write:
+        perm += "awdf"
+    return perm
+
+
+def formatFacts(name: str, attrs: Sequence[Any], facts: Sequence[str], writable: bool) -> str:
+    """
+    One RFC 3659 fact line (without CRLF): C{type=file;size=3;... name}.
+
+    @param attrs: L{MLST_KEYS} values, then the C{unique} value if any.
+    @param facts: the facts the client selected (C{OPTS MLST}).
+    @param writable: the shell allows changes (for the C{perm} fact).
+    """
+    size, directory, modified, permissions = attrs[:4]
+    values = {
+        "type": "dir" if directory else "file",
+        "size": str(size),
+        "modify": time.strftime("%Y%m%d%H%M%S", time.gmtime(modified)),
+        "perm": _perm(directory, permissions, writable),
+    }
+    if len(attrs) > 4:
+        values["unique"] = str(attrs[4])
+    text = "".join(f"{fact}={values[fact]};" for fact in facts if fact in values)
+    return f"{text} {name}"
+
+
+def formatMLSD(
+    entries: Sequence[tuple[str, Sequence[Any]]], facts: Sequence[str], writable: bool
+) -> bytes:
+    """
+    Format L{IFTPShell.list} results for MLSD, leaving out unprintable names.
+    """
+    return "".join(
+        formatFacts(name, attrs, facts, writable) + "\r\n"
+        for name, attrs in entries
+        if printableName(name)
+    ).encode("utf-8", "surrogateescape")

@@ -21,7 +21,9 @@ Usage::
 
 from __future__ import annotations
 
+import calendar
 import ipaddress
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +43,17 @@ from zope.interface import implementer
 from txftps.auth import LoginBans, UsernamePassword
 from txftps.datachannel import DataChannel, DataConnection, PassivePortRange
 from txftps.errors import FTPReplyError
-from txftps.listing import LIST_KEYS, formatList, formatNames, quotePath
+from txftps.listing import (
+    LIST_KEYS,
+    MLST_FACTS,
+    MLST_KEYS,
+    formatFacts,
+    formatList,
+    formatMLSD,
+    formatNames,
+    printableName,
+    quotePath,
+)
 from txftps.policy import SessionPolicy, SessionState
 from txftps.tls import ServerTLS
 
@@ -151,6 +163,10 @@ class FTPSProtocol(LineReceiver):
         "UTF8",
         "SIZE",
         "MDTM",
+        "MFMT",
+        "REST STREAM",
+        "MLST type*;size*;modify*;perm*;unique*;",
+        "HOST",
         "TVFS",
     )
 
@@ -168,6 +184,11 @@ class FTPSProtocol(LineReceiver):
         self._queue: list[bytes] = []
         self._busy = False
         self._transferring = False
+        self._transferFinished: defer.Deferred[None] | None = None
+        self._aborting = False
+        self._restOffset = 0
+        self._mlstFacts: tuple[str, ...] = MLST_FACTS
+        self._userName: str | None = None
         self._epsvAll = False
         self._closing = False
         self._admitted = False
@@ -191,6 +212,13 @@ class FTPSProtocol(LineReceiver):
 
     def connectionMade(self) -> None:
         self.peerHost = self.transport.getPeer().host
+        handle = getattr(self.transport, "getHandle", None)
+        if handle is not None:
+            try:
+                # ABOR sent as urgent data must stay in the command stream.
+                handle().setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            except (OSError, AttributeError):
+                pass
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
             if not self.factory.implicit:
@@ -373,8 +401,8 @@ class FTPSProtocol(LineReceiver):
             raise FTPReplyError(550, "Invalid path.")
         return ftp.toSegments(self.workingDirectory, path)  # type: ignore[no-any-return]
 
-    def _shellCall(self, name: str, *args: Any) -> defer.Deferred[Any]:
-        return defer.maybeDeferred(getattr(self.shell, name), *args)
+    def _shellCall(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(getattr(self.shell, name), *args, **kwargs)
 
     # access control and TLS commands
 
@@ -467,6 +495,7 @@ class FTPSProtocol(LineReceiver):
             return
         _, self.shell, self._logout = result
         self.state.loggedIn = True
+        self._userName = user
         self.workingDirectory = []
         bans.succeeded(self.peerHost)
         _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
@@ -492,6 +521,10 @@ class FTPSProtocol(LineReceiver):
         option = argument.strip().upper()
         if option in ("UTF8 ON", "UTF-8 ON"):
             self.reply(200, "UTF8 mode is always on.")
+        elif option.startswith("MLST"):
+            wanted = option[4:].strip().lower().split(";")
+            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
+            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
         else:
             raise FTPReplyError(501, "Option not understood.")
 
@@ -699,36 +732,90 @@ class FTPSProtocol(LineReceiver):
     def _startTransfer(
         self,
         action: Callable[[DataConnection], defer.Deferred[None]],
-        onFailure: Callable[[], None] = lambda: None,
+        onFailure: Callable[[], str | None] = lambda: None,
         onSuccess: Callable[[], defer.Deferred[None]] | None = None,
+        preliminary: str = "Opening data connection.",
+        complete: str = "Transfer complete.",
     ) -> None:
         """
         Send 150, then run C{action} on the data connection once it is ready,
-        and end with 226 (or the failure's reply). Commands other than ABOR,
-        STAT, NOOP and QUIT wait until it ends.
+        and end with 226 (or the failure's reply: 425, 426, 522, ...). Commands
+        other than ABOR, STAT, NOOP and QUIT wait until it ends.
+
+        @param onFailure: called when the transfer failed or was aborted; may
+            return a sentence added to the failure's reply.
+        @param onSuccess: called after C{action} succeeded; its failure is the
+            transfer's failure.
         """
         assert self.dataChannel is not None
         channel = self.dataChannel
         self._transferring = True
-        self.reply(150, "Opening data connection.")
+        self._aborting = False
+        finished: defer.Deferred[None] = defer.Deferred()
+        self._transferFinished = finished
+        self.reply(150, preliminary)
 
         async def run() -> None:
             try:
                 connection = await channel.whenReady(self.state.dataProtected)
                 await action(connection)
+                if self._aborting:
+                    raise FTPReplyError(426, "Transfer aborted.")
                 if onSuccess is not None:
                     await onSuccess()
             except Exception:
-                onFailure()
-                self._replyFailure(Failure())
+                failure = Failure()
+                extra = onFailure()
+                error = failure.value
+                if self._aborting:
+                    error = FTPReplyError(426, "Transfer aborted.")
+                if extra and isinstance(error, FTPReplyError):
+                    error = FTPReplyError(error.code, f"{error.text} {extra}")
+                    failure = Failure(error)
+                elif self._aborting:
+                    failure = Failure(error)
+                self._replyFailure(failure)
             else:
-                self.reply(226, "Transfer complete.")
+                self.reply(226, complete)
             finally:
                 channel.transferDone()
                 self._transferring = False
+                self._transferFinished = None
+                finished.callback(None)
                 self._processQueue()
 
         self._async(run())
+
+    def _consumeRestart(self) -> int:
+        offset, self._restOffset = self._restOffset, 0
+        return offset
+
+    def ftp_REST(self, argument: str) -> None:
+        argument = argument.strip()
+        if not argument.isdigit() or not argument.isascii():
+            raise FTPReplyError(501, "REST needs a non-negative byte offset.")
+        self._restOffset = int(argument)
+        self.reply(350, f"Restarting at {self._restOffset}. Send RETR or STOR to continue.")
+
+    def ftp_ABOR(self, argument: str) -> defer.Deferred[None] | None:
+        self._restOffset = 0
+        finished = self._transferFinished
+        if finished is None:
+            assert self.dataChannel is not None
+            self.dataChannel.reset()
+            self.reply(225, "No transfer to abort.")
+            return None
+        self._aborting = True
+        assert self.dataChannel is not None
+        self.dataChannel.abortTransfer()
+        result: defer.Deferred[None] = defer.Deferred()
+
+        def replied(_: object) -> None:
+            self.reply(226, "ABOR successful.")
+            result.callback(None)
+
+        finished.addCallback(replied)
+        return result
 
     def _listing(self, argument: str, names: bool) -> defer.Deferred[None]:
         self._checkTransfer("NLST" if names else "LIST")
@@ -750,36 +837,226 @@ class FTPSProtocol(LineReceiver):
     def ftp_NLST(self, argument: str) -> defer.Deferred[None]:
         return self._listing(argument, names=True)
 
+    def _resumable(self) -> bool:
+        return bool(getattr(self.shell, "resumable", False))
+
     def ftp_RETR(self, argument: str) -> defer.Deferred[None]:
         self._checkTransfer("RETR")
         segments = self._segments(argument)
+        offset = self._consumeRestart()
+        if offset and not self._resumable():
+            raise FTPReplyError(504, "REST is not supported by this storage.")
+        args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
 
         def opened(readFile: Any) -> None:
             self._startTransfer(lambda connection: connection.sendFile(readFile))
 
-        return self._shellCall("openForReading", segments).addCallback(opened)
+        return self._shellCall("openForReading", *args).addCallback(opened)
 
-    def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
-        self._checkTransfer("STOR")
-        segments = self._segments(argument)
+    def _upload(
+        self,
+        command: str,
+        segments: list[str],
+        preliminary: str = "Ready to receive.",
+        complete: str = "Transfer complete.",
+        **options: Any,
+    ) -> defer.Deferred[None]:
+        if options and not self._resumable():
+            raise FTPReplyError(504, f"{command} is not supported by this storage.")
 
         def opened(writeFile: Any) -> None:
             async def receive(connection: DataConnection) -> None:
                 consumer = await writeFile.receive()
                 await connection.receiveInto(consumer)
 
-            def failed() -> None:
+            def failed() -> str | None:
                 abort = getattr(writeFile, "abort", None)
-                if abort is not None:
-                    abort()
+                kept = abort() if abort is not None else None
+                if kept:
+                    return (
+                        f"{kept} bytes kept: resume with REST {kept} and STOR"
+                        f" {'/'.join(segments)}."
+                    )
+                return None
 
             self._startTransfer(
                 lambda connection: self._async(receive(connection)),
                 onFailure=failed,
                 onSuccess=writeFile.close,
+                preliminary=preliminary,
+                complete=complete,
             )
 
-        return self._shellCall("openForWriting", segments).addCallback(opened)
+        return self._shellCall("openForWriting", segments, **options).addCallback(opened)
+
+    def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("STOR")
+        segments = self._segments(argument)
+        offset = self._consumeRestart()
+        if offset:
+            return self._upload("REST", segments, offset=offset)
+        return self._upload("STOR", segments)
+
+    def ftp_APPE(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("APPE")
+        segments = self._segments(argument)
+        self._consumeRestart()
+        return self._upload("APPE", segments, append=True)
+
+    def ftp_STOU(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("STOU")
+        self._consumeRestart()
+        base = self._segments(argument.strip() or "file")
+        if not base:
+            raise FTPReplyError(553, "STOU needs a file name.")
+        return self._async(self._storeUnique(base))
+
+    async def _storeUnique(self, base: list[str]) -> None:
+        for n in range(1000):
+            candidate = base[:-1] + [base[-1] if n == 0 else f"{base[-1]}.{n}"]
+            try:
+                await self._shellCall("stat", candidate, ())
+            except ftp.FileNotFoundError:
+                name = candidate[-1]
+                await self._upload(
+                    "STOU",
+                    candidate,
+                    preliminary=f"FILE: {name}",
+                    complete=f"Transfer complete (unique file name: {name}).",
+                )
+                return
+        raise FTPReplyError(553, "Could not find a unique file name.")
+
+    # machine listings (RFC 3659)
+
+    def _factKeys(self) -> tuple[str, ...]:
+        if hasattr(self.shell, "_stat_unique"):
+            return (*MLST_KEYS, "unique")
+        return MLST_KEYS
+
+    def _writable(self) -> bool:
+        return not getattr(self.shell, "readOnly", False)
+
+    def ftp_MLSD(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("MLSD")
+        segments = self._segments(argument)
+
+        def listed(entries: list[tuple[str, list[Any]]]) -> None:
+            data = formatMLSD(entries, self._mlstFacts, self._writable())
+            self._startTransfer(lambda connection: connection.sendBytes(data))
+
+        def checked(result: list[Any]) -> defer.Deferred[None]:
+            if not result[0]:
+                raise FTPReplyError(501, "MLSD needs a directory; use MLST for a file.")
+            return self._shellCall("list", segments, self._factKeys()).addCallback(listed)
+
+        return self._shellCall("stat", segments, ("directory",)).addCallback(checked)
+
+    def ftp_MLST(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+        display = self._displayPath(segments)
+        if not printableName(display):
+            raise FTPReplyError(550, "Unprintable name.")
+
+        def stated(attrs: list[Any]) -> None:
+            line = formatFacts(display, attrs, self._mlstFacts, self._writable())
+            self.reply(250, f"Listing {display}\n{line}\nEnd")
+
+        return self._shellCall("stat", segments, self._factKeys()).addCallback(stated)
+
+    def ftp_MFMT(self, argument: str) -> defer.Deferred[None]:
+        stamp, _, path = argument.strip().partition(" ")
+        try:
+            moment = time.strptime(stamp[:14], "%Y%m%d%H%M%S")
+        except ValueError:
+            raise FTPReplyError(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
+        if not path or not stamp.isascii():
+            raise FTPReplyError(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
+        segments = self._segments(path)
+        if not self._resumable():
+            raise FTPReplyError(502, "MFMT is not supported by this storage.")
+        mtime = calendar.timegm(moment)
+        return self._shellCall("setModificationTime", segments, mtime).addCallback(
+            lambda _: self.reply(213, f"Modify={stamp[:14]}; {self._displayPath(segments)}")
+        )
+
+    def ftp_ALLO(self, argument: str) -> None:
+        self.reply(202, "No storage allocation necessary.")
+
+    # status
+
+    def ftp_STAT(self, argument: str) -> defer.Deferred[None] | None:
+        if argument.strip():
+            if not self.state.loggedIn:
+                raise FTPReplyError(530, "Please log in with USER and PASS first.")
+            segments = self._segments(argument.strip())
+
+            def listed(entries: list[tuple[str, list[Any]]]) -> None:
+                lines = formatList(entries, self.clock.seconds()).decode(
+                    "utf-8", "surrogateescape"
+                )
+                body = [line for line in lines.split("\r\n") if line]
+                self.reply(213, "\n".join(["Status follows:", *body, "End of status."]))
+
+            return self._shellCall("list", segments, LIST_KEYS).addCallback(listed)
+        lines = [
+            "txftps status:",
+            f"Connected from {self.peerHost}",
+            f"Logged in as {self._userName}" if self.state.loggedIn else "Not logged in",
+            "Control channel: " + ("TLS" if self.state.controlProtected else "clear"),
+            "Data channel: " + ("PROT P" if self.state.dataProtected else "PROT C"),
+            "Transfer in progress" if self._transferring else "No transfer in progress",
+            "End of status.",
+        ]
+        self.reply(211, "\n".join(lines))
+        return None
+
+    # SITE, HOST, REIN, CCC, CDC
+
+    def ftp_SITE(self, argument: str) -> Any:
+        if not self._writable():
+            raise FTPReplyError(550, "SITE commands are not allowed for this user.")
+        name, _, rest = argument.strip().partition(" ")
+        handler = getattr(self, "site_" + name.upper(), None)
+        if not name or handler is None:
+            raise FTPReplyError(504, f"SITE {name.upper()} not understood; try SITE HELP.")
+        return handler(rest)
+
+    def site_HELP(self, argument: str) -> None:
+        names = sorted(n[5:] for n in dir(self) if n.startswith("site_"))
+        self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
+
+    def ftp_HOST(self, argument: str) -> None:
+        if self.state.loggedIn or self._user is not None:
+            raise FTPReplyError(503, "HOST must come before USER.")
+        if not argument.strip() or not printableName(argument.strip()):
+            raise FTPReplyError(501, "HOST needs a host name.")
+        self.reply(220, "Host accepted.")
+
+    def ftp_REIN(self, argument: str) -> None:
+        if self._transferring:
+            raise FTPReplyError(450, "REIN during a transfer is refused; ABOR first.")
+        self._logoutShell()
+        self.state.loggedIn = False
+        self._user = None
+        self._userName = None
+        self.workingDirectory = []
+        self._renameFrom = None
+        self._restOffset = 0
+        self._epsvAll = False
+        self._mlstFacts = MLST_FACTS
+        if self.dataChannel is not None:
+            self.dataChannel.reset()
+        # TLS stays on: a protected channel is never downgraded by REIN.
+        self.reply(220, "Session reinitialized; TLS is still on. Log in again.")
+
+    def ftp_CCC(self, argument: str) -> None:
+        if not self.state.controlProtected:
+            raise FTPReplyError(533, "The control channel is not protected.")
+        raise FTPReplyError(534, "CCC is refused by the server policy.")
+
+    def ftp_CDC(self, argument: str) -> None:
+        self.ftp_PROT("C")
 
 
 async def _sleep(clock: interfaces.IReactorTime, seconds: float) -> None:

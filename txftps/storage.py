@@ -30,6 +30,7 @@ from twisted.protocols.ftp import (
     FileNotFoundError,
     FTPShell,
     IReadFile,
+    IsADirectoryError,
     IWriteFile,
     PermissionDeniedError,
     errnoToFailure,
@@ -39,10 +40,14 @@ from zope.interface import implementer
 
 from txftps.errors import FTPReplyError
 
-__all__ = ["LocalShell", "SafeWriteFile", "TEMPORARY_PREFIX"]
+__all__ = ["LocalShell", "PARTIAL_PREFIX", "SafeWriteFile", "TEMPORARY_PREFIX", "partialPath"]
 
-#: Name prefix of in-progress uploads; such names are hidden from listings.
+#: Name prefix of in-progress uploads; such names are hidden from listings and
+#: refused in every path a client sends.
 TEMPORARY_PREFIX = ".txftps-upload-"
+
+#: Name prefix of the kept part of an interrupted upload.
+PARTIAL_PREFIX = TEMPORARY_PREFIX + "partial-"
 
 
 class _ChunkedFileSender(FileSender):
@@ -93,23 +98,85 @@ class _FileSink:
                 self._producer.stopProducing()
 
 
+def partialPath(final: FilePath[str]) -> FilePath[str]:
+    """
+    Where the kept bytes of an interrupted upload to C{final} wait for a
+    C{REST} + C{STOR} resumption (hidden, like every in-progress upload).
+    """
+    return final.sibling(PARTIAL_PREFIX + final.basename())
+
+
+def _copyPrefix(source: str, target: IO[bytes], length: int) -> None:
+    with open(source, "rb") as f:
+        left = length
+        while left:
+            chunk = f.read(min(left, 1024 * 1024))
+            if not chunk:
+                break
+            target.write(chunk)
+            left -= len(chunk)
+
+
 @implementer(IWriteFile)
 class SafeWriteFile:
     """
     An upload written to a hidden temporary file, moved over C{final} by
-    L{close}, removed by L{abort}.
+    L{close}; L{abort} leaves C{final} untouched.
+
+    The rule for interrupted uploads: what a truncated, aborted or timed-out
+    upload stored is kept in a hidden partial file (L{partialPath}); a later
+    C{REST n} + C{STOR} of the same name with C{n} no larger than what was
+    kept continues from byte C{n}, and only its completion replaces C{final}.
+    A plain C{STOR} starts afresh; a write error (disk full) keeps nothing.
 
     @ivar final: where the file goes when the upload completes.
     @ivar temporary: where its bytes are written meanwhile.
+    @ivar offset: the byte of the file the upload's first byte is written at.
     """
 
-    def __init__(self, final: FilePath[str]) -> None:
+    def __init__(
+        self, final: FilePath[str], offset: int | None = None, append: bool = False
+    ) -> None:
+        """
+        @param final: the target.
+        @param offset: resume at this byte (C{REST}): the bytes before it come
+            from the kept partial upload when there is one that long, else
+            from C{final}.
+        @param append: append to C{final} (C{APPE}).
+        @raise FTPReplyError: 554 when C{offset} is beyond what is stored
+            (no sparse holes).
+        """
         self.final = final
         self.temporary = final.sibling(TEMPORARY_PREFIX + secrets.token_hex(8))
+        partial = partialPath(final)
+        source: str | None = None
+        if append:
+            offset = final.getsize() if final.isfile() else 0
+            source = final.path if offset else None
+        elif offset:
+            if partial.isfile() and offset <= partial.getsize():
+                source = partial.path
+            elif final.isfile() and offset <= final.getsize():
+                source = final.path
+            else:
+                have = max(
+                    partial.getsize() if partial.isfile() else 0,
+                    final.getsize() if final.isfile() else 0,
+                )
+                raise FTPReplyError(
+                    554, f"Restart offset {offset} is beyond the {have} bytes stored."
+                )
+        self.offset = offset or 0
         fd = os.open(
             self.temporary.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666
         )
         self._fObj = os.fdopen(fd, "wb")
+        try:
+            if source is not None:
+                _copyPrefix(source, self._fObj, self.offset)
+        except OSError:
+            self._discard()
+            raise
         self._sink = _FileSink(self._fObj)
         self._done = False
 
@@ -133,16 +200,33 @@ class SafeWriteFile:
             code = 552 if self._sink.error.errno in (errno.ENOSPC, errno.EDQUOT) else 451
             return defer.fail(FTPReplyError(code, f"Write failed: {self._sink.error.strerror}."))
         os.replace(self.temporary.path, self.final.path)
+        try:
+            os.unlink(partialPath(self.final).path)
+        except OSError:
+            pass
         return defer.succeed(None)
 
-    def abort(self) -> None:
+    def abort(self) -> int:
         """
-        The upload did not complete: remove its bytes; C{final} is untouched.
+        The upload did not complete: C{final} is untouched; what was stored is
+        kept for resumption (see the class docstring), unless a write failed.
+
+        @return: how many bytes are kept (0 for none).
         """
         if self._done:
-            return
+            return 0
         self._done = True
+        if self._sink.error is None:
+            try:
+                self._fObj.close()
+                size = os.path.getsize(self.temporary.path)
+                if size > 0:
+                    os.replace(self.temporary.path, partialPath(self.final).path)
+                    return size
+            except OSError:
+                pass
         self._discard()
+        return 0
 
     def _discard(self) -> None:
         try:
@@ -161,7 +245,12 @@ class LocalShell(FTPShell):  # type: ignore[misc]
 
     @ivar filesystemRoot: the root; C{/} of the FTP namespace.
     @ivar readOnly: refuse every change.
+    @cvar resumable: C{openForReading} takes an offset and C{openForWriting}
+        takes C{offset}/C{append} (C{REST}, C{APPE}); C{setModificationTime}
+        exists (C{MFMT}).
     """
+
+    resumable = True
 
     def __init__(self, filesystemRoot: FilePath[str], readOnly: bool = False) -> None:
         super().__init__(filesystemRoot)  # type: ignore[no-untyped-call]
@@ -180,7 +269,12 @@ class LocalShell(FTPShell):  # type: ignore[misc]
             leaves the root, or a segment is unsafe.
         """
         for segment in path:
-            if "\0" in segment or "/" in segment or segment in ("", ".", ".."):
+            if (
+                "\0" in segment
+                or "/" in segment
+                or segment in ("", ".", "..")
+                or segment.startswith(TEMPORARY_PREFIX)
+            ):
                 raise PermissionDeniedError("/".join(path))
         try:
             p = self.filesystemRoot.descendant(list(path))
@@ -207,27 +301,66 @@ class LocalShell(FTPShell):  # type: ignore[misc]
     def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
         return self._refuseIfReadOnly(fromPath) or super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
 
-    def openForReading(self, path: Sequence[str]) -> defer.Deferred[Any]:
+    def openForReading(self, path: Sequence[str], offset: int = 0) -> defer.Deferred[Any]:
+        """
+        Open a file for a download, from byte C{offset} (C{REST}).
+
+        @raise FTPReplyError: 554 when C{offset} is beyond the end of the file.
+        """
         p = self._path(path)
         if p.isdir():
-            return defer.fail(PermissionDeniedError("/".join(path)))
+            return defer.fail(IsADirectoryError("/".join(path)))
         try:
             f = open(p.path, "rb")
         except OSError as e:
             return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+        if offset:
+            size = os.fstat(f.fileno()).st_size
+            if offset > size:
+                f.close()
+                return defer.fail(
+                    FTPReplyError(554, f"Restart offset {offset} is beyond the end ({size}).")
+                )
+            f.seek(offset)
         return defer.succeed(_FileReader(f))
 
-    def openForWriting(self, path: Sequence[str]) -> defer.Deferred[Any]:
+    def openForWriting(
+        self, path: Sequence[str], offset: int | None = None, append: bool = False
+    ) -> defer.Deferred[Any]:
+        """
+        Open a file for an upload: a L{SafeWriteFile}, resumed at C{offset}
+        (C{REST} + C{STOR}) or appending (C{APPE}) when asked.
+        """
         refused = self._refuseIfReadOnly(path)
         if refused is not None:
             return refused
         p = self._path(path)
         if p.isdir():
-            return defer.fail(PermissionDeniedError("/".join(path)))
+            return defer.fail(IsADirectoryError("/".join(path)))
         try:
-            return defer.succeed(SafeWriteFile(p))
+            return defer.succeed(SafeWriteFile(p, offset=offset, append=append))
         except OSError as e:
             return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+        except FTPReplyError:
+            return defer.fail()
+
+    def setModificationTime(self, path: Sequence[str], mtime: float) -> defer.Deferred[None]:
+        """
+        Set the modification time of a file (C{MFMT}).
+        """
+        refused = self._refuseIfReadOnly(path)
+        if refused is not None:
+            return refused
+        p = self._path(path)
+        try:
+            os.utime(p.path, (mtime, mtime), follow_symlinks=False)
+        except OSError as e:
+            return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
+        return defer.succeed(None)
+
+    def _stat_unique(self, fp: FilePath[str]) -> str:
+        st = os.stat(fp.path)
+        return f"{st.st_dev:x}g{st.st_ino:x}"
 
     def list(self, path: Sequence[str], keys: Sequence[str] = ()) -> defer.Deferred[Any]:
         """
