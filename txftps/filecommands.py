@@ -1,0 +1,168 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+File commands of the protocol interpreter: navigation (PWD, CWD, CDUP), file
+information (SIZE, MDTM, MLST, STAT) and changes (MKD, RMD, DELE, RNFR, RNTO,
+MFMT), all through the avatar's L{IFTPShell}.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from txftps.errors import FTPReplyError
+from txftps.listing import (
+    LIST_KEYS,
+    formatFacts,
+    formatList,
+    printableName,
+    quotePath,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from txftps.interpreter import ProtocolInterpreter
+
+__all__ = ["FileCommands"]
+
+
+class FileCommands(ProtocolInterpreter):
+    """
+    The commands on files and directories that need no data connection.
+    """
+
+    def _displayPath(self, segments: list[str]) -> str:
+        return "/" + "/".join(segments)
+
+    def ftp_PWD(self, argument: str) -> None:
+        self.reply(
+            257, f"{quotePath(self._displayPath(self.workingDirectory))} is the current directory."
+        )
+
+    def ftp_CWD(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument or "/")
+
+        def changed(_: object) -> None:
+            self.workingDirectory = segments
+            self.reply(250, "Directory changed.")
+
+        return self._shellCall("access", segments).addCallback(changed)
+
+    def ftp_CDUP(self, argument: str) -> defer.Deferred[None]:
+        return self.ftp_CWD("..")
+
+    def ftp_SIZE(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+
+        def sized(result: list[Any]) -> None:
+            size, directory = result
+            if directory:
+                raise FTPReplyError(550, "Not a regular file.")
+            self.reply(213, str(size))
+
+        return self._shellCall("stat", segments, ("size", "directory")).addCallback(sized)
+
+    def ftp_MDTM(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+
+        def modified(result: list[Any]) -> None:
+            self.reply(213, time.strftime("%Y%m%d%H%M%S", time.gmtime(result[0])))
+
+        return self._shellCall("stat", segments, ("modified",)).addCallback(modified)
+
+    def ftp_MKD(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+
+        def made(_: object) -> None:
+            self.reply(257, f"{quotePath(self._displayPath(segments))} created.")
+
+        return self._shellCall("makeDirectory", segments).addCallback(made)
+
+    def ftp_RMD(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+        return self._shellCall("removeDirectory", segments).addCallback(
+            lambda _: self.reply(250, "Directory removed.")
+        )
+
+    def ftp_DELE(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+        return self._shellCall("removeFile", segments).addCallback(
+            lambda _: self.reply(250, "File removed.")
+        )
+
+    def ftp_RNFR(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+        self._renameFrom = None
+
+        def exists(_: object) -> None:
+            self._renameFrom = segments
+            self.reply(350, "Ready for RNTO.")
+
+        return self._shellCall("stat", segments, ()).addCallback(exists)
+
+    def ftp_RNTO(self, argument: str) -> defer.Deferred[None]:
+        if self._renameFrom is None:
+            raise FTPReplyError(503, "RNTO needs RNFR first.")
+        source, self._renameFrom = self._renameFrom, None
+        target = self._segments(argument)
+        return self._shellCall("rename", source, target).addCallback(
+            lambda _: self.reply(250, "Renamed.")
+        )
+
+    def ftp_MLST(self, argument: str) -> defer.Deferred[None]:
+        segments = self._segments(argument)
+        display = self._displayPath(segments)
+        if not printableName(display):
+            raise FTPReplyError(550, "Unprintable name.")
+
+        def stated(attrs: list[Any]) -> None:
+            line = formatFacts(display, attrs, self._mlstFacts, self._writable())
+            self.reply(250, f"Listing {display}\n{line}\nEnd")
+
+        return self._shellCall("stat", segments, self._factKeys()).addCallback(stated)
+
+    def ftp_MFMT(self, argument: str) -> defer.Deferred[None]:
+        stamp, _, path = argument.strip().partition(" ")
+        try:
+            moment = time.strptime(stamp[:14], "%Y%m%d%H%M%S")
+        except ValueError:
+            raise FTPReplyError(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
+        if not path or not stamp.isascii():
+            raise FTPReplyError(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
+        segments = self._segments(path)
+        if not self._resumable():
+            raise FTPReplyError(502, "MFMT is not supported by this storage.")
+        mtime = calendar.timegm(moment)
+        return self._shellCall("setModificationTime", segments, mtime).addCallback(
+            lambda _: self.reply(213, f"Modify={stamp[:14]}; {self._displayPath(segments)}")
+        )
+
+    def ftp_STAT(self, argument: str) -> defer.Deferred[None] | None:
+        if argument.strip():
+            if not self.state.loggedIn:
+                raise FTPReplyError(530, "Please log in with USER and PASS first.")
+            segments = self._segments(argument.strip())
+
+            def listed(entries: list[tuple[str, list[Any]]]) -> None:
+                lines = formatList(entries, self.clock.seconds()).decode(
+                    "utf-8", "surrogateescape"
+                )
+                body = [line for line in lines.split("\r\n") if line]
+                self.reply(213, "\n".join(["Status follows:", *body, "End of status."]))
+
+            return self._shellCall("list", segments, LIST_KEYS).addCallback(listed)
+        lines = [
+            "txftps status:",
+            f"Connected from {self.peerHost}",
+            f"Logged in as {self._userName}" if self.state.loggedIn else "Not logged in",
+            "Control channel: " + ("TLS" if self.state.controlProtected else "clear"),
+            "Data channel: " + ("PROT P" if self.state.dataProtected else "PROT C"),
+            "Transfer in progress" if self._transferring else "No transfer in progress",
+            "End of status.",
+        ]
+        self.reply(211, "\n".join(lines))
+        return None

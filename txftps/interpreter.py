@@ -1,0 +1,568 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+The core of the FTPS protocol interpreter (PI): connection life, explicit and
+implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, login
+and the session commands (AUTH PBSZ PROT USER PASS FEAT OPTS SYST NOOP HELP
+QUIT TYPE MODE STRU SITE HOST REIN CCC CDC).
+
+Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
+plaintext after the AUTH line, and starts TLS. Implicit FTPS: TLS from the
+first byte; the greeting comes only after the handshake.
+
+Errors are L{FTPReplyError}s (or Twisted's shell errors), turned into replies
+in one place, L{ProtocolInterpreter._replyFailure}.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twisted.cred import credentials as credtypes
+from twisted.cred import error as crederror
+from twisted.internet import defer, interfaces
+from twisted.logger import Logger
+from twisted.protocols import ftp
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txftps.auth import UsernamePassword
+from txftps.datachannel import DataChannel
+from txftps.errors import FTPReplyError
+from txftps.listing import (
+    MLST_FACTS,
+    MLST_KEYS,
+    printableName,
+)
+from txftps.policy import SessionState
+from txftps.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from txftps.server import FTPSFactory
+
+__all__ = ["ProtocolInterpreter"]
+
+_log = Logger()
+
+#: Telnet IAC, IP and DM bytes (undecodable, so surrogate-escaped) that some
+#: clients send before ABOR.
+_TELNET_CONTROLS = ("\udcff", "\udcf4", "\udcf2")
+
+#: Twisted shell errors and the replies they become.
+_SHELL_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (ftp.FileNotFoundError, 550, "No such file or directory."),
+    (ftp.PermissionDeniedError, 550, "Permission denied."),
+    (ftp.AnonUserDeniedError, 550, "Permission denied."),
+    (ftp.IsNotADirectoryError, 550, "Not a directory."),
+    (ftp.IsADirectoryError, 550, "Is a directory."),
+    (ftp.FileExistsError, 550, "File exists."),
+    (ftp.InvalidPath, 550, "Invalid path."),
+    (ftp.CmdArgSyntaxError, 501, "Syntax error in arguments."),
+    (ftp.BadCmdSequenceError, 503, "Bad sequence of commands."),
+]
+
+#: Commands answered while a transfer is running; others wait for its end.
+_DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
+
+
+@implementer(interfaces.IHandshakeListener)
+class ProtocolInterpreter(LineReceiver):
+    """
+    The core of the FTPS protocol interpreter of one control connection:
+    connection life, TLS, line handling and dispatch, replies, login and the
+    session commands. L{txftps.server.FTPSProtocol} adds the file and
+    transfer commands.
+
+    @cvar dataChannelFactory: builds the L{DataChannel}.
+    @cvar greeting: the 220 text.
+    @cvar features: the FEAT lines.
+    @ivar state: the L{SessionState} the policy reads.
+    @ivar shell: the logged-in user's L{IFTPShell}, or C{None}.
+    @ivar workingDirectory: the current directory as path segments.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 8192
+
+    dataChannelFactory: ClassVar[Callable[..., DataChannel]] = DataChannel
+    greeting: ClassVar[str] = "txftps ready."
+    features: ClassVar[tuple[str, ...]] = (
+        "AUTH TLS",
+        "PBSZ",
+        "PROT",
+        "EPSV",
+        "EPRT",
+        "UTF8",
+        "SIZE",
+        "MDTM",
+        "MFMT",
+        "REST STREAM",
+        "MLST type*;size*;modify*;perm*;unique*;",
+        "HOST",
+        "TVFS",
+    )
+
+    factory: FTPSFactory
+    transport: Any
+
+    def __init__(self) -> None:
+        self.state = SessionState()
+        self.shell: Any = None
+        self._logout: Callable[[], None] | None = None
+        self.workingDirectory: list[str] = []
+        self._user: str | None = None
+        self._failedLogins = 0
+        self._renameFrom: list[str] | None = None
+        self._queue: list[bytes] = []
+        self._busy = False
+        self._transferring = False
+        self._transferFinished: defer.Deferred[None] | None = None
+        self._aborting = False
+        self._restOffset = 0
+        self._mlstFacts: tuple[str, ...] = MLST_FACTS
+        self._userName: str | None = None
+        self._epsvAll = False
+        self._closing = False
+        self._admitted = False
+        self._tlsOptions: Any = None
+        self._handshakeTimer: interfaces.IDelayedCall | None = None
+        self._idleTimer: interfaces.IDelayedCall | None = None
+        self.dataChannel: DataChannel | None = None
+        self.peerHost = ""
+
+    # settings shortcuts
+
+    @property
+    def settings(self) -> ServerSettings:
+        return self.factory.settings
+
+    @property
+    def clock(self) -> interfaces.IReactorTime:
+        return self.factory.reactor  # type: ignore[no-any-return]
+
+    # connection life
+
+    def connectionMade(self) -> None:
+        self.peerHost = self.transport.getPeer().host
+        handle = getattr(self.transport, "getHandle", None)
+        if handle is not None:
+            try:
+                # ABOR sent as urgent data must stay in the command stream.
+                handle().setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            except (OSError, AttributeError):
+                pass
+        if not self.factory.limits.admit(self.peerHost):
+            _log.info("connection from {host} over the connection caps", host=self.peerHost)
+            if not self.factory.implicit:
+                self.reply(421, "Too many connections; try again later.")
+            self.transport.loseConnection()
+            self._closing = True
+            return
+        self._admitted = True
+        self.dataChannel = self.dataChannelFactory(
+            self.factory.reactor,
+            self.peerHost,
+            requireResumption=self.settings.requireResumption,
+            timeout=self.settings.dataTimeout,
+            portRange=self.settings.passivePorts,
+        )
+        if self.factory.implicit:
+            self.state.implicit = True
+            self._startTLS()
+        else:
+            self.reply(220, self.greeting)
+        self._resetIdleTimer()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._closing = True
+        self._cancelTimers()
+        if self.dataChannel is not None:
+            self.dataChannel.reset()
+        self._logoutShell()
+        if self._admitted:
+            self._admitted = False
+            self.factory.limits.release(self.peerHost)
+
+    def _logoutShell(self) -> None:
+        self.shell = None
+        if self._logout is not None:
+            logout, self._logout = self._logout, None
+            logout()
+
+    def _cancelTimers(self) -> None:
+        for timer in (self._handshakeTimer, self._idleTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._handshakeTimer = self._idleTimer = None
+
+    def _resetIdleTimer(self) -> None:
+        if self._idleTimer is not None and self._idleTimer.active():
+            self._idleTimer.cancel()
+        self._idleTimer = self.clock.callLater(self.settings.idleTimeout, self._idleTimedOut)
+
+    def _idleTimedOut(self) -> None:
+        self._idleTimer = None
+        if self._transferring:
+            self._resetIdleTimer()
+            return
+        self.reply(421, "Idle timeout; closing control connection.")
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        self.transport.loseConnection()
+
+    # TLS
+
+    def _startTLS(self) -> None:
+        self._tlsOptions = self.factory.tls.optionsForConnection()
+        self._handshakeTimer = self.clock.callLater(
+            self.settings.handshakeTimeout, self._handshakeTimedOut
+        )
+        self.transport.startTLS(self._tlsOptions)
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshakeTimer = None
+        _log.info("TLS handshake with {host} timed out", host=self.peerHost)
+        self._closing = True
+        self.transport.abortConnection()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The control channel's TLS handshake completed.
+        """
+        if self._handshakeTimer is not None and self._handshakeTimer.active():
+            self._handshakeTimer.cancel()
+        self._handshakeTimer = None
+        self.state.controlProtected = True
+        if self.state.implicit:
+            self.state.pbszSeen = True
+            self.state.dataProtected = True
+            self.reply(220, self.greeting)
+
+    # replies
+
+    def reply(self, code: int, text: str) -> None:
+        """
+        Send a reply; a multi-line C{text} becomes a multi-line reply.
+        """
+        lines = text.replace("\r", "").split("\n")
+        if len(lines) == 1:
+            out = f"{code} {lines[0]}\r\n"
+        else:
+            out = f"{code}-{lines[0]}\r\n"
+            out += "".join(f" {line}\r\n" for line in lines[1:-1])
+            out += f"{code} {lines[-1]}\r\n"
+        self.transport.write(out.encode("utf-8", "surrogateescape"))
+
+    def _replyFailure(self, failure: Failure) -> None:
+        error = failure.value
+        if isinstance(error, FTPReplyError):
+            self.reply(error.code, error.text)
+            return
+        for kind, code, text in _SHELL_ERRORS:
+            if isinstance(error, kind):
+                self.reply(code, text)
+                return
+        _log.failure("command failed", failure)
+        self.reply(451, "Requested action aborted: local error in processing.")
+
+    # line handling
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.reply(500, "Command line too long.")
+        self._close()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._closing:
+            return
+        self._resetIdleTimer()
+        self._queue.append(line)
+        self._processQueue()
+
+    def _processQueue(self) -> None:
+        while self._queue and not self._busy and not self._closing:
+            command, _ = self._parse(self._queue[0])
+            if self._transferring and command not in _DURING_TRANSFER:
+                return
+            line = self._queue.pop(0)
+            self._runLine(line)
+
+    @staticmethod
+    def _parse(line: bytes) -> tuple[str, str]:
+        text = line.rstrip(b"\r").decode("utf-8", "surrogateescape")
+        # Telnet IP/DM sent before ABOR by some clients.
+        text = text.lstrip("".join(_TELNET_CONTROLS))
+        command, _, argument = text.partition(" ")
+        return command.upper(), argument
+
+    def _runLine(self, line: bytes) -> None:
+        command, argument = self._parse(line)
+        if not command:
+            return
+        _log.debug(
+            "{host} <- {command}",
+            host=self.peerHost,
+            command=command if command != "PASS" else "PASS ***",
+        )
+        try:
+            self.settings.policy.checkCommand(command, self.state)
+            handler = getattr(self, "ftp_" + command, None)
+            if handler is None:
+                raise FTPReplyError(502, f"Command {command} not implemented.")
+            result = handler(argument)
+        except Exception:
+            self._replyFailure(Failure())
+            return
+        if isinstance(result, defer.Deferred):
+            self._busy = True
+            result.addErrback(self._replyFailure)
+            result.addBoth(self._commandDone)
+
+    def _commandDone(self, _: object) -> None:
+        self._busy = False
+        self._processQueue()
+
+    def _async(self, coroutine: Awaitable[None]) -> defer.Deferred[None]:
+        return defer.Deferred.fromCoroutine(coroutine)  # type: ignore[arg-type]
+
+    # paths
+
+    def _segments(self, path: str) -> list[str]:
+        if "\0" in path:
+            raise FTPReplyError(550, "Invalid path.")
+        return ftp.toSegments(self.workingDirectory, path)  # type: ignore[no-any-return]
+
+    def _shellCall(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(getattr(self.shell, name), *args, **kwargs)
+
+    # access control and TLS commands
+
+    def ftp_AUTH(self, argument: str) -> None:
+        mechanism = argument.strip().upper()
+        if not mechanism:
+            raise FTPReplyError(501, "AUTH needs a mechanism: AUTH TLS.")
+        if mechanism not in ("TLS", "SSL", "TLS-C", "TLS-P"):
+            raise FTPReplyError(504, f"AUTH {mechanism} not supported; use AUTH TLS.")
+        if self.state.controlProtected or self._tlsOptions is not None:
+            raise FTPReplyError(503, "TLS is already active.")
+        if self.state.loggedIn:
+            raise FTPReplyError(534, "AUTH after a plaintext login is refused.")
+        self.reply(234, f"AUTH {mechanism} successful; starting TLS.")
+        dropped = len(self.clearLineBuffer()) + sum(len(q) for q in self._queue)  # type: ignore[no-untyped-call]
+        self._queue.clear()
+        if dropped:
+            _log.warn(
+                "discarded {count} plaintext bytes pipelined after AUTH from {host}",
+                count=dropped,
+                host=self.peerHost,
+            )
+        self._user = None
+        self.state.pbszSeen = False
+        self.state.dataProtected = False
+        self._startTLS()
+
+    def ftp_PBSZ(self, argument: str) -> None:
+        if not self.state.controlProtected:
+            raise FTPReplyError(503, "PBSZ needs a protected control channel; AUTH TLS first.")
+        if not argument.strip().isdigit():
+            raise FTPReplyError(501, "PBSZ needs a number: PBSZ 0.")
+        self.state.pbszSeen = True
+        self.reply(200, "PBSZ=0")
+
+    def ftp_PROT(self, argument: str) -> None:
+        if not self.state.controlProtected or not self.state.pbszSeen:
+            raise FTPReplyError(503, "PROT needs PBSZ first.")
+        level = argument.strip().upper()
+        if level == "C":
+            self.state.dataProtected = False
+            self.reply(200, "Protection level set to Clear.")
+        elif level == "P":
+            self.state.dataProtected = True
+            self.reply(200, "Protection level set to Private.")
+        elif level in ("S", "E"):
+            raise FTPReplyError(536, f"Protection level {level} not supported.")
+        else:
+            raise FTPReplyError(504, "Unknown protection level; use C or P.")
+
+    def ftp_USER(self, argument: str) -> None:
+        self.settings.policy.checkLogin(self.state)
+        if self.state.loggedIn:
+            raise FTPReplyError(530, "Already logged in.")
+        if not argument:
+            raise FTPReplyError(501, "USER needs a user name.")
+        self._user = argument
+        self.reply(331, "Password required.")
+
+    def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
+        self.settings.policy.checkLogin(self.state)
+        if self.state.loggedIn:
+            raise FTPReplyError(503, "Already logged in.")
+        if self._user is None:
+            raise FTPReplyError(503, "Send USER first.")
+        user, self._user = self._user, None
+        return self._async(self._login(user, argument))
+
+    async def _login(self, user: str, password: str) -> None:
+        bans = self.factory.bans
+        creds: Any
+        if user.lower() in ("anonymous", "ftp"):
+            creds = credtypes.Anonymous()
+        else:
+            creds = UsernamePassword(user, password)
+        ok = not bans.isBanned(self.peerHost) and (
+            isinstance(creds, credtypes.Anonymous)
+            or 0 < len(password) <= self.settings.maxPasswordLength
+        )
+        result = None
+        if ok:
+            try:
+                result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
+            except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
+                pass
+            except Exception:
+                _log.failure("login failed")
+        if result is None:
+            await self._loginFailed(user)
+            return
+        _, self.shell, self._logout = result
+        self.state.loggedIn = True
+        self._userName = user
+        self.workingDirectory = []
+        bans.succeeded(self.peerHost)
+        _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
+        self.reply(230, "Login successful.")
+
+    async def _loginFailed(self, user: str) -> None:
+        self._failedLogins += 1
+        self.factory.bans.failed(self.peerHost)
+        _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
+        delay = self.settings.failedLoginDelay
+        if delay > 0:
+            await defer.Deferred.fromCoroutine(_sleep(self.clock, delay))
+        self.reply(530, "Login incorrect.")
+        if self._failedLogins >= self.settings.maxLoginAttempts:
+            self._close()
+
+    # informational commands
+
+    def ftp_FEAT(self, argument: str) -> None:
+        self.reply(211, "\n".join(["Features:", *self.features, "End"]))
+
+    def ftp_OPTS(self, argument: str) -> None:
+        option = argument.strip().upper()
+        if option in ("UTF8 ON", "UTF-8 ON"):
+            self.reply(200, "UTF8 mode is always on.")
+        elif option.startswith("MLST"):
+            wanted = option[4:].strip().lower().split(";")
+            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
+            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
+        else:
+            raise FTPReplyError(501, "Option not understood.")
+
+    def ftp_SYST(self, argument: str) -> None:
+        self.reply(215, "UNIX Type: L8")
+
+    def ftp_NOOP(self, argument: str) -> None:
+        self.reply(200, "NOOP ok.")
+
+    def ftp_HELP(self, argument: str) -> None:
+        names = sorted(name[4:] for name in dir(self) if name.startswith("ftp_"))
+        self.reply(214, "\n".join(["Commands:", " ".join(names), "Help ok."]))
+
+    def ftp_QUIT(self, argument: str) -> None:
+        self.reply(221, "Goodbye.")
+        self._close()
+
+    def ftp_TYPE(self, argument: str) -> None:
+        kind = argument.strip().upper()
+        if kind in ("I", "L 8", "A", "A N"):
+            self.reply(200, f"Type set to {kind}.")
+        else:
+            raise FTPReplyError(504, f"Type {kind} not supported.")
+
+    def ftp_MODE(self, argument: str) -> None:
+        if argument.strip().upper() != "S":
+            raise FTPReplyError(504, "Only MODE S is supported.")
+        self.reply(200, "Mode set to S.")
+
+    def ftp_STRU(self, argument: str) -> None:
+        if argument.strip().upper() != "F":
+            raise FTPReplyError(504, "Only STRU F is supported.")
+        self.reply(200, "Structure set to F.")
+
+    # navigation
+
+    # file information and changes
+
+    # data connections
+
+    def _resumable(self) -> bool:
+        return bool(getattr(self.shell, "resumable", False))
+
+    # machine listings (RFC 3659)
+
+    def _factKeys(self) -> tuple[str, ...]:
+        if hasattr(self.shell, "_stat_unique"):
+            return (*MLST_KEYS, "unique")
+        return MLST_KEYS
+
+    def _writable(self) -> bool:
+        return not getattr(self.shell, "readOnly", False)
+
+    # status
+
+    # SITE, HOST, REIN, CCC, CDC
+
+    def ftp_SITE(self, argument: str) -> Any:
+        if not self._writable():
+            raise FTPReplyError(550, "SITE commands are not allowed for this user.")
+        name, _, rest = argument.strip().partition(" ")
+        handler = getattr(self, "site_" + name.upper(), None)
+        if not name or handler is None:
+            raise FTPReplyError(504, f"SITE {name.upper()} not understood; try SITE HELP.")
+        return handler(rest)
+
+    def site_HELP(self, argument: str) -> None:
+        names = sorted(n[5:] for n in dir(self) if n.startswith("site_"))
+        self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
+
+    def ftp_HOST(self, argument: str) -> None:
+        if self.state.loggedIn or self._user is not None:
+            raise FTPReplyError(503, "HOST must come before USER.")
+        if not argument.strip() or not printableName(argument.strip()):
+            raise FTPReplyError(501, "HOST needs a host name.")
+        self.reply(220, "Host accepted.")
+
+    def ftp_REIN(self, argument: str) -> None:
+        if self._transferring:
+            raise FTPReplyError(450, "REIN during a transfer is refused; ABOR first.")
+        self._logoutShell()
+        self.state.loggedIn = False
+        self._user = None
+        self._userName = None
+        self.workingDirectory = []
+        self._renameFrom = None
+        self._restOffset = 0
+        self._epsvAll = False
+        self._mlstFacts = MLST_FACTS
+        if self.dataChannel is not None:
+            self.dataChannel.reset()
+        # TLS stays on: a protected channel is never downgraded by REIN.
+        self.reply(220, "Session reinitialized; TLS is still on. Log in again.")
+
+    def ftp_CCC(self, argument: str) -> None:
+        if not self.state.controlProtected:
+            raise FTPReplyError(533, "The control channel is not protected.")
+        raise FTPReplyError(534, "CCC is refused by the server policy.")
+
+    def ftp_CDC(self, argument: str) -> None:
+        self.ftp_PROT("C")
+
+
+async def _sleep(clock: interfaces.IReactorTime, seconds: float) -> None:
+    d: defer.Deferred[None] = defer.Deferred()
+    clock.callLater(seconds, d.callback, None)
+    await d

@@ -1,0 +1,68 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+What an operator configures for a server, and the connection caps its
+factories share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from txftps.datachannel import PassivePortRange
+from txftps.policy import SessionPolicy
+
+__all__ = ["ConnectionLimits", "ServerSettings"]
+
+
+@dataclass
+class ServerSettings:
+    """
+    What an operator configures, shared by a server's factories.
+    """
+
+    policy: SessionPolicy = field(default_factory=SessionPolicy)
+    requireResumption: bool = True
+    passivePorts: PassivePortRange | None = None
+    masquerade: str | None = None
+    handshakeTimeout: float = 30.0
+    idleTimeout: float = 300.0
+    dataTimeout: float = 30.0
+    maxLoginAttempts: int = 3
+    failedLoginDelay: float = 1.0
+    maxPasswordLength: int = 1024
+
+
+class ConnectionLimits:
+    """
+    Caps on control connections, in total and per peer address.
+    """
+
+    def __init__(self, maxClients: int = 1000, maxPerAddress: int = 20) -> None:
+        self.maxClients = maxClients
+        self.maxPerAddress = maxPerAddress
+        self.total = 0
+        self._perAddress: dict[str, int] = {}
+
+    def admit(self, host: str) -> bool:
+        """
+        Count a new connection from C{host}; C{False} if it is over a cap (and
+        then it is not counted).
+        """
+        if self.total >= self.maxClients:
+            return False
+        if self._perAddress.get(host, 0) >= self.maxPerAddress:
+            return False
+        self.total += 1
+        self._perAddress[host] = self._perAddress.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        """
+        A connection admitted for C{host} ended.
+        """
+        self.total -= 1
+        left = self._perAddress.get(host, 1) - 1
+        if left:
+            self._perAddress[host] = left
+        else:
+            self._perAddress.pop(host, None)

@@ -1,0 +1,341 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+Transfer commands of the protocol interpreter: data-connection setup (PASV,
+EPSV, PORT, EPRT), REST and ABOR, and the commands that move data (LIST, NLST,
+MLSD, RETR, STOR, APPE, STOU).
+
+A transfer sends 150, waits for L{DataChannel.whenReady} (the data
+connection's TLS handshake done and the gate passed), runs, and ends with 226
+or the failure's reply; the control channel keeps reading meanwhile.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.protocols import ftp
+from twisted.python.failure import Failure
+
+from txftps.datachannel import DataConnection
+from txftps.errors import FTPReplyError
+from txftps.listing import (
+    LIST_KEYS,
+    formatList,
+    formatMLSD,
+    formatNames,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from txftps.interpreter import ProtocolInterpreter
+
+__all__ = ["TransferCommands"]
+
+
+class TransferCommands(ProtocolInterpreter):
+    """
+    The data-connection and transfer commands.
+    """
+
+    def _passiveInterface(self) -> str:
+        host: str = self.transport.getHost().host
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        return host
+
+    def _listen(self) -> int:
+        assert self.dataChannel is not None
+        context = self._tlsOptions.getContext() if self.state.dataProtected else None
+        return self.dataChannel.listenPassive(self._passiveInterface(), context)
+
+    def ftp_PASV(self, argument: str) -> None:
+        self._refuseAfterEPSVAll("PASV")
+        interface = self._passiveInterface()
+        if ":" in interface:
+            raise FTPReplyError(522, "Use EPSV on IPv6 connections (2).")
+        port = self._listen()
+        announced = self.settings.masquerade or interface
+        numbers = announced.split(".") + [str(port >> 8), str(port & 0xFF)]
+        self.reply(227, f"Entering Passive Mode ({','.join(numbers)}).")
+
+    def ftp_EPSV(self, argument: str) -> None:
+        argument = argument.strip().upper()
+        if argument == "ALL":
+            self._epsvAll = True
+            self.reply(200, "EPSV ALL accepted.")
+            return
+        family = "2" if ":" in self._passiveInterface() else "1"
+        if argument and argument != family:
+            raise FTPReplyError(522, f"Network protocol not supported, use ({family}).")
+        port = self._listen()
+        self.reply(229, f"Entering Extended Passive Mode (|||{port}|)")
+
+    def _active(self, host: str, port: int) -> None:
+        assert self.dataChannel is not None
+        context = self._tlsOptions.getContext() if self.state.dataProtected else None
+        self.dataChannel.connectActive(host, port, context)
+
+    def _refuseAfterEPSVAll(self, command: str) -> None:
+        if self._epsvAll:
+            assert self.dataChannel is not None
+            self.dataChannel.reset()
+            raise FTPReplyError(503, f"{command} not allowed after EPSV ALL.")
+
+    def _malformedTarget(self, text: str) -> FTPReplyError:
+        assert self.dataChannel is not None
+        self.dataChannel.reset()
+        return FTPReplyError(501, text)
+
+    def ftp_PORT(self, argument: str) -> None:
+        self._refuseAfterEPSVAll("PORT")
+        fields = argument.strip().split(",")
+        if len(fields) != 6 or not all(f.strip().isdigit() and int(f) < 256 for f in fields):
+            raise self._malformedTarget("PORT needs h1,h2,h3,h4,p1,p2.")
+        numbers = [int(f) for f in fields]
+        host = ".".join(str(n) for n in numbers[:4])
+        self._active(host, numbers[4] * 256 + numbers[5])
+        self.reply(200, "PORT command successful.")
+
+    def ftp_EPRT(self, argument: str) -> None:
+        self._refuseAfterEPSVAll("EPRT")
+        argument = argument.strip()
+        if len(argument) < 4:
+            raise self._malformedTarget("EPRT needs |protocol|address|port|.")
+        fields = argument[1:-1].split(argument[0]) if argument[-1] == argument[0] else []
+        if len(fields) != 3 or not fields[2].isdigit():
+            raise self._malformedTarget("EPRT needs |protocol|address|port|.")
+        protocol, host, port = fields
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise self._malformedTarget("EPRT address is not an IP address.")
+        if protocol not in ("1", "2"):
+            self._malformedTarget("")
+            raise FTPReplyError(522, "Network protocol not supported, use (1,2).")
+        if (protocol == "1") != (address.version == 4):
+            raise self._malformedTarget("EPRT protocol and address do not match.")
+        self._active(host, int(port))
+        self.reply(200, "EPRT command successful.")
+
+    def _checkTransfer(self, command: str) -> None:
+        self.settings.policy.checkTransfer(command, self.state)
+        assert self.dataChannel is not None
+        if not self.dataChannel.configured:
+            raise FTPReplyError(425, "Use PASV, EPSV, PORT or EPRT first.")
+
+    def _startTransfer(
+        self,
+        action: Callable[[DataConnection], defer.Deferred[None]],
+        onFailure: Callable[[], str | None] = lambda: None,
+        onSuccess: Callable[[], defer.Deferred[None]] | None = None,
+        preliminary: str = "Opening data connection.",
+        complete: str = "Transfer complete.",
+    ) -> None:
+        """
+        Send 150, then run C{action} on the data connection once it is ready,
+        and end with 226 (or the failure's reply: 425, 426, 522, ...). Commands
+        other than ABOR, STAT, NOOP and QUIT wait until it ends.
+
+        @param onFailure: called when the transfer failed or was aborted; may
+            return a sentence added to the failure's reply.
+        @param onSuccess: called after C{action} succeeded; its failure is the
+            transfer's failure.
+        """
+        assert self.dataChannel is not None
+        channel = self.dataChannel
+        self._transferring = True
+        self._aborting = False
+        finished: defer.Deferred[None] = defer.Deferred()
+        self._transferFinished = finished
+        self.reply(150, preliminary)
+
+        async def run() -> None:
+            try:
+                connection = await channel.whenReady(self.state.dataProtected)
+                await action(connection)
+                if self._aborting:
+                    raise FTPReplyError(426, "Transfer aborted.")
+                if onSuccess is not None:
+                    await onSuccess()
+            except Exception:
+                failure = Failure()
+                extra = onFailure()
+                error = failure.value
+                if self._aborting:
+                    error = FTPReplyError(426, "Transfer aborted.")
+                if extra and isinstance(error, FTPReplyError):
+                    error = FTPReplyError(error.code, f"{error.text} {extra}")
+                    failure = Failure(error)
+                elif self._aborting:
+                    failure = Failure(error)
+                self._replyFailure(failure)
+            else:
+                self.reply(226, complete)
+            finally:
+                channel.transferDone()
+                self._transferring = False
+                self._transferFinished = None
+                finished.callback(None)
+                self._processQueue()
+
+        self._async(run())
+
+    def _consumeRestart(self) -> int:
+        offset, self._restOffset = self._restOffset, 0
+        return offset
+
+    def ftp_REST(self, argument: str) -> None:
+        argument = argument.strip()
+        if not argument.isdigit() or not argument.isascii():
+            raise FTPReplyError(501, "REST needs a non-negative byte offset.")
+        self._restOffset = int(argument)
+        self.reply(350, f"Restarting at {self._restOffset}. Send RETR or STOR to continue.")
+
+    def ftp_ABOR(self, argument: str) -> defer.Deferred[None] | None:
+        self._restOffset = 0
+        finished = self._transferFinished
+        if finished is None:
+            assert self.dataChannel is not None
+            self.dataChannel.reset()
+            self.reply(225, "No transfer to abort.")
+            return None
+        self._aborting = True
+        assert self.dataChannel is not None
+        self.dataChannel.abortTransfer()
+        result: defer.Deferred[None] = defer.Deferred()
+
+        def replied(_: object) -> None:
+            self.reply(226, "ABOR successful.")
+            result.callback(None)
+
+        finished.addCallback(replied)
+        return result
+
+    def _listing(self, argument: str, names: bool) -> defer.Deferred[None]:
+        self._checkTransfer("NLST" if names else "LIST")
+        words = argument.split(" ")
+        while words and words[0].startswith("-"):
+            words.pop(0)
+        segments = self._segments(" ".join(words))
+        keys = () if names else LIST_KEYS
+
+        def listed(entries: list[tuple[str, list[Any]]]) -> None:
+            data = formatNames(entries) if names else formatList(entries, self.clock.seconds())
+            self._startTransfer(lambda connection: connection.sendBytes(data))
+
+        return self._shellCall("list", segments, keys).addCallback(listed)
+
+    def ftp_LIST(self, argument: str) -> defer.Deferred[None]:
+        return self._listing(argument, names=False)
+
+    def ftp_NLST(self, argument: str) -> defer.Deferred[None]:
+        return self._listing(argument, names=True)
+
+    def ftp_RETR(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("RETR")
+        segments = self._segments(argument)
+        offset = self._consumeRestart()
+        if offset and not self._resumable():
+            raise FTPReplyError(504, "REST is not supported by this storage.")
+        args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
+
+        def opened(readFile: Any) -> None:
+            self._startTransfer(lambda connection: connection.sendFile(readFile))
+
+        return self._shellCall("openForReading", *args).addCallback(opened)
+
+    def _upload(
+        self,
+        command: str,
+        segments: list[str],
+        preliminary: str = "Ready to receive.",
+        complete: str = "Transfer complete.",
+        **options: Any,
+    ) -> defer.Deferred[None]:
+        if options and not self._resumable():
+            raise FTPReplyError(504, f"{command} is not supported by this storage.")
+
+        def opened(writeFile: Any) -> None:
+            async def receive(connection: DataConnection) -> None:
+                consumer = await writeFile.receive()
+                await connection.receiveInto(consumer)
+
+            def failed() -> str | None:
+                abort = getattr(writeFile, "abort", None)
+                kept = abort() if abort is not None else None
+                if kept:
+                    return (
+                        f"{kept} bytes kept: resume with REST {kept} and STOR"
+                        f" {'/'.join(segments)}."
+                    )
+                return None
+
+            self._startTransfer(
+                lambda connection: self._async(receive(connection)),
+                onFailure=failed,
+                onSuccess=writeFile.close,
+                preliminary=preliminary,
+                complete=complete,
+            )
+
+        return self._shellCall("openForWriting", segments, **options).addCallback(opened)
+
+    def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("STOR")
+        segments = self._segments(argument)
+        offset = self._consumeRestart()
+        if offset:
+            return self._upload("REST", segments, offset=offset)
+        return self._upload("STOR", segments)
+
+    def ftp_APPE(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("APPE")
+        segments = self._segments(argument)
+        self._consumeRestart()
+        return self._upload("APPE", segments, append=True)
+
+    def ftp_STOU(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("STOU")
+        self._consumeRestart()
+        base = self._segments(argument.strip() or "file")
+        if not base:
+            raise FTPReplyError(553, "STOU needs a file name.")
+        return self._async(self._storeUnique(base))
+
+    async def _storeUnique(self, base: list[str]) -> None:
+        for n in range(1000):
+            candidate = base[:-1] + [base[-1] if n == 0 else f"{base[-1]}.{n}"]
+            try:
+                await self._shellCall("stat", candidate, ())
+            except ftp.FileNotFoundError:
+                name = candidate[-1]
+                await self._upload(
+                    "STOU",
+                    candidate,
+                    preliminary=f"FILE: {name}",
+                    complete=f"Transfer complete (unique file name: {name}).",
+                )
+                return
+        raise FTPReplyError(553, "Could not find a unique file name.")
+
+    def ftp_MLSD(self, argument: str) -> defer.Deferred[None]:
+        self._checkTransfer("MLSD")
+        segments = self._segments(argument)
+
+        def listed(entries: list[tuple[str, list[Any]]]) -> None:
+            data = formatMLSD(entries, self._mlstFacts, self._writable())
+            self._startTransfer(lambda connection: connection.sendBytes(data))
+
+        def checked(result: list[Any]) -> defer.Deferred[None]:
+            if not result[0]:
+                raise FTPReplyError(501, "MLSD needs a directory; use MLST for a file.")
+            return self._shellCall("list", segments, self._factKeys()).addCallback(listed)
+
+        return self._shellCall("stat", segments, ("directory",)).addCallback(checked)
+
+    def ftp_ALLO(self, argument: str) -> None:
+        self.reply(202, "No storage allocation necessary.")
