@@ -12,6 +12,7 @@ from __future__ import annotations
 import ftplib
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -425,3 +426,536 @@ def memoryHandshake(server: Any, client: Any, rounds: int = 10) -> None:
     client.bio_write(drainBIO(server))
     if readTLS(client) != b"!":
         raise AssertionError("post-handshake byte did not arrive")
+
+
+# Raw control connections and probes of the server process, for the tests of
+# active mode, data-channel abuse and resource limits (tests.test_active,
+# tests.test_limits).
+
+LOOPBACK = "127.0.0.1"
+
+
+class PeerClosed(AssertionError):
+    """
+    The server closed the control connection while a reply was expected.
+    """
+
+
+class ControlConnection:
+    """
+    A raw FTP control connection on a real socket: explicit (plaintext until
+    L{auth}) or implicit (TLS from the first byte), verifying the server
+    certificate with the server's throwaway CA.
+
+    @ivar raw: the TCP socket.
+    @ivar sock: the socket commands go over (an C{ssl.SSLSocket} once TLS is
+        on).
+    @ivar greeting: the C{(code, text)} of the first reply.
+    @ivar protected: the control channel runs TLS.
+    """
+
+    def __init__(
+        self,
+        server: TwistdServer,
+        implicit: bool = False,
+        port: int | None = None,
+        host: str = LOOPBACK,
+        source: str | None = None,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.server = server
+        self.host = host
+        self.context = context if context is not None else server.ca.clientContext()
+        if port is None:
+            port = server.implicitPort if implicit else server.explicitPort
+        self.raw = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None
+        )
+        self.sock: socket.socket = self.raw
+        self.buffer = b""
+        self.protected = False
+        if implicit:
+            self.sock = self.context.wrap_socket(self.raw, server_hostname=LOOPBACK)
+            self.protected = True
+        self.greeting = self.reply()
+
+    def close(self) -> None:
+        for sock in (self.sock, self.raw):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    # replies
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        end = 0
+        first: bytes | None = None
+        while True:
+            index = self.buffer.find(b"\n", end)
+            if index < 0:
+                return None
+            line = self.buffer[end:index].rstrip(b"\r")
+            end = index + 1
+            if first is None:
+                first = line
+                if len(line) < 4 or not line[:3].isdigit() or line[3:4] not in b" -":
+                    raise AssertionError(f"malformed reply line {line!r}")
+                if line[3:4] == b" ":
+                    break
+            elif line[:3] == first[:3] and line[3:4] == b" ":
+                break
+        text = self.buffer[:end]
+        self.buffer = self.buffer[end:]
+        return int(first[:3]), text
+
+    def reply(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        """
+        The next complete (possibly multi-line) reply: C{(code, text)}.
+
+        @raise PeerClosed: the server closed the connection first.
+        """
+        self.sock.settimeout(timeout)
+        while True:
+            parsed = self._parse()
+            if parsed is not None:
+                return parsed
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionError, ssl.SSLEOFError) as e:
+                raise PeerClosed(f"connection closed ({e}); unparsed {self.buffer!r}")
+            if not chunk:
+                raise PeerClosed(f"connection closed; unparsed {self.buffer!r}")
+            self.buffer += chunk
+
+    def finalReply(self, timeout: float = 5.0) -> tuple[list[int], tuple[int, bytes]]:
+        """
+        Read replies until one that is not preliminary (1xx).
+
+        @return: the preliminary codes, and the final C{(code, text)}.
+        """
+        preliminary = []
+        while True:
+            code, text = self.reply(timeout)
+            if code >= 200:
+                return preliminary, (code, text)
+            preliminary.append(code)
+
+    def send(self, line: bytes | str) -> None:
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        self.sock.sendall(line + b"\r\n")
+
+    def command(self, line: bytes | str, timeout: float = 5.0) -> tuple[int, bytes]:
+        self.send(line)
+        return self.reply(timeout)
+
+    def expect(self, line: bytes | str, code: int) -> bytes:
+        """
+        Send C{line}; its reply must have C{code}.
+
+        @return: the reply text.
+        """
+        got, text = self.command(line)
+        if got != code:
+            raise AssertionError(f"{line!r}: expected {code}, got {text!r}")
+        return text
+
+    # session set-up
+
+    def auth(self) -> None:
+        self.expect("AUTH TLS", 234)
+        self.sock = self.context.wrap_socket(self.raw, server_hostname=LOOPBACK)
+        self.protected = True
+
+    def login(self, user: str, password: str) -> None:
+        self.expect(f"USER {user}", 331)
+        self.expect(f"PASS {password}", 230)
+
+    def protect(self) -> None:
+        self.expect("PBSZ 0", 200)
+        self.expect("PROT P", 200)
+
+    # data connections
+
+    def pasv(self) -> int:
+        """
+        C{PASV}; the port the server listens on.
+        """
+        text = self.expect("PASV", 227)
+        match = re.search(rb"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", text)
+        if match is None:
+            raise AssertionError(f"unparsable PASV reply {text!r}")
+        numbers = [int(n) for n in match.groups()]
+        return numbers[4] * 256 + numbers[5]
+
+    def epsv(self) -> int:
+        """
+        C{EPSV}; the port the server listens on.
+        """
+        text = self.expect("EPSV", 229)
+        match = re.search(rb"\(\|\|\|(\d+)\|\)", text)
+        if match is None:
+            raise AssertionError(f"unparsable EPSV reply {text!r}")
+        return int(match.group(1))
+
+    def secureData(self, sock: socket.socket) -> socket.socket:
+        """
+        Run TLS as the client on a data socket (whoever opened it), resuming
+        the control connection's session, when the control channel is
+        protected; otherwise return C{sock} as it is.
+        """
+        if not self.protected:
+            return sock
+        return self.context.wrap_socket(
+            sock,
+            server_hostname=LOOPBACK,
+            session=self.sock.session,  # type: ignore[attr-defined]
+        )
+
+    def openData(self, port: int, timeout: float = 5.0) -> socket.socket:
+        """
+        Connect to a passive port and secure the connection (L{secureData}).
+        """
+        sock = socket.create_connection((self.host, port), timeout=timeout)
+        try:
+            return self.secureData(sock)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def loggedInSession(
+    server: TwistdServer,
+    user: str = "anonymous",
+    password: str = "a@b",
+    implicit: bool = False,
+    **kwargs: Any,
+) -> ControlConnection:
+    """
+    A L{ControlConnection}, logged in over TLS with C{PROT P}: explicit
+    (C{AUTH TLS}, C{PBSZ 0}, C{PROT P}) or implicit.
+    """
+    control = ControlConnection(server, implicit=implicit, **kwargs)
+    try:
+        if control.greeting[0] != 220:
+            raise AssertionError(f"no 220 greeting: {control.greeting!r}")
+        if not implicit:
+            control.auth()
+        control.login(user, password)
+        control.protect()
+    except BaseException:
+        control.close()
+        raise
+    return control
+
+
+def readUntilClosed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """
+    Read raw bytes until the peer closes (FIN or RST) or C{timeout} passes.
+
+    @return: the bytes, and whether the peer closed the connection.
+    """
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return data, False
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data, False
+        except (ConnectionError, ssl.SSLError):
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def waitUntil(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    """
+    Poll C{predicate} until it returns true or C{timeout} seconds pass.
+
+    @return: whether it became true.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def openFileDescriptors(pid: int) -> int:
+    """
+    How many file descriptors process C{pid} has open (Linux C{/proc}).
+    """
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def residentKiB(pid: int) -> int:
+    """
+    The resident set size of process C{pid} in KiB (Linux C{/proc}).
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def listeningPorts() -> set[int]:
+    """
+    The TCP ports something listens on in this network namespace (IPv4 and
+    IPv6), read from C{/proc/net/tcp*}: a way to see a server's listener
+    without connecting to it.
+    """
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            continue
+    return ports
+
+
+def freePortRange(count: int, low: int = 20000, high: int = 32000) -> int:
+    """
+    The first of C{count} consecutive TCP ports on 127.0.0.1 that are free
+    now, below the kernel's ephemeral range (so that outgoing connections do
+    not take them meanwhile).
+    """
+    import random
+
+    for _ in range(200):
+        first = random.randrange(low, high - count)
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        if first not in listeningPorts():
+            return first
+    raise AssertionError(f"no {count} consecutive free ports in {low}-{high}")
+
+
+def connectionRefused(port: int, host: str = LOOPBACK, timeout: float = 2.0) -> bool:
+    """
+    Whether a TCP connection to C{host}:C{port} is refused (nothing listens).
+    A connection that succeeds is closed at once.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        return True
+    sock.close()
+    return False
+
+
+def portArgument(host: str, port: int) -> str:
+    """
+    The C{PORT} argument C{h1,h2,h3,h4,p1,p2} for an IPv4 C{host} and C{port}.
+    """
+    return ",".join([*host.split("."), str(port >> 8), str(port & 0xFF)])
+
+
+def abortiveClose(sock: socket.socket) -> None:
+    """
+    Close C{sock} with a TCP reset (C{SO_LINGER} 0) instead of a FIN.
+    """
+    import struct
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# Transfers on raw control connections, trees, and ways to make a server run
+# out of space, for the tests of the full command set and of safe uploads
+# (tests.test_commands, tests.test_uploads).
+
+
+def startTransfer(
+    control: ControlConnection, command: str, timeout: float = 5.0
+) -> tuple[tuple[int, bytes], socket.socket | None]:
+    """
+    C{EPSV}, open and secure the data connection, send C{command} and read
+    its first reply.
+
+    @return: the first reply, and the data socket (C{None}, and the socket
+        closed, when that reply is not a 1xx).
+    """
+    data = control.openData(control.epsv(), timeout=timeout)
+    control.send(command)
+    try:
+        first = control.reply(timeout)
+    except BaseException:
+        data.close()
+        raise
+    if first[0] >= 200:
+        data.close()
+        return first, None
+    return first, data
+
+
+def finishUpload(data: socket.socket) -> None:
+    """
+    End an upload cleanly: the client's close_notify (when the socket runs
+    TLS), then the TCP close.
+    """
+    try:
+        if isinstance(data, ssl.SSLSocket):
+            data.unwrap()
+    except (OSError, ValueError):
+        pass
+    finally:
+        data.close()
+
+
+def downloadOver(
+    control: ControlConnection, command: str, timeout: float = 10.0
+) -> tuple[tuple[int, bytes], tuple[int, bytes], bytes]:
+    """
+    Run a download (C{RETR}, C{LIST}, C{NLST}, C{MLSD}) over a new passive
+    data connection.
+
+    @return: the first reply, the final reply, and the bytes received (the
+        final reply is the first one when the command failed at once).
+    """
+    first, data = startTransfer(control, command)
+    if data is None:
+        return first, first, b""
+    try:
+        received, _ = readUntilClosed(data, timeout)
+    finally:
+        data.close()
+    return first, control.reply(timeout), received
+
+
+def uploadOver(
+    control: ControlConnection, command: str, payload: bytes, timeout: float = 10.0
+) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+    """
+    Run an upload (C{STOR}, C{APPE}, C{STOU}) of C{payload} over a new passive
+    data connection, ending it cleanly (L{finishUpload}).
+
+    @return: the first and the final reply (the same when the command failed
+        at once).
+    """
+    first, data = startTransfer(control, command)
+    if data is None:
+        return first, first
+    try:
+        data.sendall(payload)
+    finally:
+        finishUpload(data)
+    return first, control.reply(timeout)
+
+
+def snapshotTree(base: str) -> dict[str, tuple[str, int, int, bytes | None]]:
+    """
+    Everything under C{base} (hidden files included): relative path to
+    C{(kind, mode, mtime_ns, content)}, C{content} being C{None} for a
+    directory, a symlink's target for a link.
+    """
+    tree: dict[str, tuple[str, int, int, bytes | None]] = {}
+    for directory, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            relative = os.path.relpath(path, base)
+            if os.path.islink(path):
+                tree[relative] = ("link", info.st_mode, 0, os.readlink(path).encode())
+            elif os.path.isdir(path):
+                tree[relative] = ("dir", info.st_mode, info.st_mtime_ns, None)
+            else:
+                with open(path, "rb") as f:
+                    tree[relative] = ("file", info.st_mode, info.st_mtime_ns, f.read())
+    return tree
+
+
+def mountTmpfs(directory: str, size: str) -> Any:
+    """
+    Mount a tmpfs of C{size} (C{mount -o size=...}: C{"2m"}) on C{directory}:
+    a real file system that fills up, for disk-full tests. Needs root (tests
+    run as root in the project's containers); a failure fails the test.
+
+    @return: a callable that unmounts it.
+    """
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"cannot mount a tmpfs on {directory} (disk-full tests need root):"
+            f" {result.stderr.decode('utf-8', 'replace')}"
+        )
+
+    def unmount() -> None:
+        subprocess.run(["umount", "-l", directory], capture_output=True)
+
+    return unmount
+
+
+class FileSizeLimitedServer(TwistdServer):
+    """
+    A L{TwistdServer} whose process may not write files larger than
+    C{limit} bytes (C{RLIMIT_FSIZE}), with C{SIGXFSZ} ignored, so that a write
+    beyond the limit fails with C{EFBIG} instead of killing the server: a
+    write error in the middle of an upload, without root.
+
+    The limit also applies to the server's log file; keep tests short.
+    """
+
+    def __init__(self, *extraArgs: str, limit: int, **kwargs: Any) -> None:
+        super().__init__(*extraArgs, **kwargs)
+        self.limit = limit
+        self.args[2] = (
+            "import resource, signal;"
+            " signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
+            f" resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}));"
+            " " + self.args[2]
+        )
+
+
+def tcpClosedByPeer(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """
+    Whether the peer closes the TCP connection under C{sock} (FIN or RST)
+    within C{timeout} seconds. For a TLS socket, a close_notify alone is not
+    a close: this looks at the TCP stream beneath (bytes that still arrive
+    are discarded).
+    """
+    raw = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            readable, _, _ = select.select([raw], [], [], left)
+            if not readable:
+                return False
+            try:
+                if not raw.recv(65536, socket.MSG_DONTWAIT):
+                    return True
+            except BlockingIOError:
+                continue
+            except ConnectionError:
+                return True
+    finally:
+        raw.close()

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txftps.auth import (
+    CheckerChain,
     ANONYMOUS,
     FTPSRealm,
     LoginBans,
@@ -177,6 +178,53 @@ class NormalizeCheckerTests(SynchronousTestCase):
         self.assertIn(credentials.IUsernamePassword, checker.credentialInterfaces)
         d = checker.requestAvatarId(UsernamePassword("txftps-no-such-user-x9", "secret"))
         self.failureResultOf(d, error.UnauthorizedLogin)
+
+
+class CheckerChainTests(SynchronousTestCase):
+    """
+    Tests for L{CheckerChain}: repeated C{--auth} checkers all count.
+    """
+
+    def setUp(self) -> None:
+        first = strcred.makeChecker("memory:alice:secret")
+        second = strcred.makeChecker("memory:bob:pw-bob")
+        anonymous = strcred.makeChecker("anonymous")
+        self.chain = CheckerChain([normalizeChecker(c) for c in (first, second, anonymous)])
+
+    def test_provides(self) -> None:
+        """
+        The chain is a credentials checker for every interface of its links.
+        """
+        verifyObject(checkers.ICredentialsChecker, self.chain)
+        self.assertTrue(
+            {credentials.IUsernamePassword, credentials.IAnonymous}
+            <= set(self.chain.credentialInterfaces)
+        )
+
+    def test_everyCheckerCounts(self) -> None:
+        """
+        Users of the first and of the second checker both log in; anonymous
+        too.
+        """
+        for name, password in (("alice", "secret"), ("bob", "pw-bob")):
+            avatar = self.successResultOf(
+                self.chain.requestAvatarId(UsernamePassword(name, password))
+            )
+            self.assertEqual(avatar, name)
+        self.assertIs(
+            self.successResultOf(self.chain.requestAvatarId(credentials.Anonymous())),
+            checkers.ANONYMOUS,
+        )
+
+    def test_wrongPasswordFails(self) -> None:
+        """
+        A password that no checker accepts (here bob's password for alice)
+        fails with L{error.UnauthorizedLogin}.
+        """
+        self.failureResultOf(
+            self.chain.requestAvatarId(UsernamePassword("alice", "pw-bob")),
+            error.UnauthorizedLogin,
+        )
 
 
 class ValidUsernameTests(SynchronousTestCase):

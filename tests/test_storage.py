@@ -556,11 +556,11 @@ class SafeWriteFileTests(SynchronousTestCase):
 
     def test_ioError(self) -> None:
         """
-        Another write error (C{EIO}) fails C{close} with 451, leaving the
+        Another write error (C{EIO}) fails C{close} with 452, leaving the
         final file untouched.
         """
         writeFile, _ = self._failingWrite(errno.EIO)
         failure = self.failureResultOf(writeFile.close(), FTPReplyError)
-        self.assertEqual(failure.value.code, 451)
+        self.assertEqual(failure.value.code, 452)
         self.assertEqual(self.final.getContent(), b"old content")
         self.assertFalse(os.path.exists(writeFile.temporary.path))

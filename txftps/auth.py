@@ -28,6 +28,7 @@ from txftps.storage import LocalShell
 
 __all__ = [
     "ANONYMOUS",
+    "CheckerChain",
     "FTPSRealm",
     "LoginBans",
     "UsernamePassword",
@@ -103,6 +104,36 @@ def normalizeChecker(checker: checkers.ICredentialsChecker) -> checkers.ICredent
     and returns C{str} avatar IDs, whatever types it uses itself.
     """
     return _NormalizedChecker(checker)
+
+
+@implementer(checkers.ICredentialsChecker)
+class CheckerChain:
+    """
+    Several checkers as one: a L{Portal} keeps one checker per credentials
+    interface, so repeated C{--auth} options are chained here. Each checker
+    that handles the credentials is tried in order; the first avatar ID wins.
+    """
+
+    def __init__(self, chain: list[checkers.ICredentialsChecker]) -> None:
+        self.chain = chain
+        interfaces: list[Any] = []
+        for checker in chain:
+            for interface in checker.credentialInterfaces:
+                if interface not in interfaces:
+                    interfaces.append(interface)
+        self.credentialInterfaces = tuple(interfaces)
+
+    async def _check(self, creds: Any) -> Any:
+        for checker in self.chain:
+            if any(i.providedBy(creds) for i in checker.credentialInterfaces):
+                try:
+                    return await defer.maybeDeferred(checker.requestAvatarId, creds)
+                except error.UnauthorizedLogin:
+                    continue
+        raise error.UnauthorizedLogin("no checker accepted the credentials")
+
+    def requestAvatarId(self, creds: Any) -> defer.Deferred[Any]:
+        return defer.Deferred.fromCoroutine(self._check(creds))
 
 
 def validUsername(name: str) -> bool:

@@ -35,9 +35,6 @@ class FileCommands(ProtocolInterpreter):
     The commands on files and directories that need no data connection.
     """
 
-    def _displayPath(self, segments: list[str]) -> str:
-        return "/" + "/".join(segments)
-
     def ftp_PWD(self, argument: str) -> None:
         self.reply(
             257, f"{quotePath(self._displayPath(self.workingDirectory))} is the current directory."
@@ -95,8 +92,10 @@ class FileCommands(ProtocolInterpreter):
         )
 
     def ftp_RNFR(self, argument: str) -> defer.Deferred[None]:
-        segments = self._segments(argument)
         self._renameFrom = None
+        if not self._writable():
+            raise FTPReplyError(550, "Permission denied.")
+        segments = self._segments(argument)
 
         def exists(_: object) -> None:
             self._renameFrom = segments

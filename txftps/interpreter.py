@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txftps.auth import UsernamePassword
+from txftps.ccc import clearControlChannel
 from txftps.datachannel import DataChannel
 from txftps.errors import FTPReplyError
 from txftps.listing import (
@@ -62,6 +63,30 @@ _SHELL_ERRORS: list[tuple[type[Exception], int, str]] = [
     (ftp.CmdArgSyntaxError, 501, "Syntax error in arguments."),
     (ftp.BadCmdSequenceError, 503, "Bad sequence of commands."),
 ]
+
+#: Commands that leave a pending REST offset alone; any other clears it.
+_KEEPS_RESTART = frozenset(
+    {
+        "REST",
+        "RETR",
+        "STOR",
+        "APPE",
+        "STOU",
+        "PASV",
+        "EPSV",
+        "PORT",
+        "EPRT",
+        "TYPE",
+        "MODE",
+        "STRU",
+        "NOOP",
+        "STAT",
+        "SIZE",
+        "MDTM",
+        "FEAT",
+        "OPTS",
+    }
+)
 
 #: Commands answered while a transfer is running; others wait for its end.
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
@@ -124,6 +149,7 @@ class ProtocolInterpreter(LineReceiver):
         self._mlstFacts: tuple[str, ...] = MLST_FACTS
         self._userName: str | None = None
         self._epsvAll = False
+        self._cleared = False
         self._closing = False
         self._admitted = False
         self._tlsOptions: Any = None
@@ -307,6 +333,8 @@ class ProtocolInterpreter(LineReceiver):
             host=self.peerHost,
             command=command if command != "PASS" else "PASS ***",
         )
+        if command not in _KEEPS_RESTART:
+            self._restOffset = 0
         try:
             self.settings.policy.checkCommand(command, self.state)
             handler = getattr(self, "ftp_" + command, None)
@@ -335,12 +363,16 @@ class ProtocolInterpreter(LineReceiver):
             raise FTPReplyError(550, "Invalid path.")
         return ftp.toSegments(self.workingDirectory, path)  # type: ignore[no-any-return]
 
+    def _displayPath(self, segments: list[str]) -> str:
+        return "/" + "/".join(segments)
+
     def _shellCall(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
         return defer.maybeDeferred(getattr(self.shell, name), *args, **kwargs)
 
     # access control and TLS commands
 
     def ftp_AUTH(self, argument: str) -> None:
+        self._refuseAfterCCC("AUTH")
         mechanism = argument.strip().upper()
         if not mechanism:
             raise FTPReplyError(501, "AUTH needs a mechanism: AUTH TLS.")
@@ -365,6 +397,7 @@ class ProtocolInterpreter(LineReceiver):
         self._startTLS()
 
     def ftp_PBSZ(self, argument: str) -> None:
+        self._refuseAfterCCC("PBSZ")
         if not self.state.controlProtected:
             raise FTPReplyError(503, "PBSZ needs a protected control channel; AUTH TLS first.")
         if not argument.strip().isdigit():
@@ -373,6 +406,7 @@ class ProtocolInterpreter(LineReceiver):
         self.reply(200, "PBSZ=0")
 
     def ftp_PROT(self, argument: str) -> None:
+        self._refuseAfterCCC("PROT")
         if not self.state.controlProtected or not self.state.pbszSeen:
             raise FTPReplyError(503, "PROT needs PBSZ first.")
         level = argument.strip().upper()
@@ -449,7 +483,14 @@ class ProtocolInterpreter(LineReceiver):
     # informational commands
 
     def ftp_FEAT(self, argument: str) -> None:
-        self.reply(211, "\n".join(["Features:", *self.features, "End"]))
+        facts = "".join(f + ("*;" if f in self._mlstFacts else ";") for f in MLST_FACTS)
+        features = [
+            f"MLST {facts}" if feature.startswith("MLST ") else feature
+            for feature in self.features
+        ]
+        if self.settings.allowCCC:
+            features.append("CCC")
+        self.reply(211, "\n".join(["Features:", *features, "End"]))
 
     def ftp_OPTS(self, argument: str) -> None:
         option = argument.strip().upper()
@@ -556,7 +597,16 @@ class ProtocolInterpreter(LineReceiver):
     def ftp_CCC(self, argument: str) -> None:
         if not self.state.controlProtected:
             raise FTPReplyError(533, "The control channel is not protected.")
-        raise FTPReplyError(534, "CCC is refused by the server policy.")
+        if not self.settings.allowCCC or self.state.implicit:
+            raise FTPReplyError(534, "CCC is refused by the server policy.")
+        self.reply(200, "CCC accepted; the control channel returns to plaintext.")
+        self._cleared = True
+        self.state.controlProtected = False
+        clearControlChannel(self)
+
+    def _refuseAfterCCC(self, command: str) -> None:
+        if self._cleared:
+            raise FTPReplyError(534, f"{command} is refused after CCC.")
 
     def ftp_CDC(self, argument: str) -> None:
         self.ftp_PROT("C")

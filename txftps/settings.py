@@ -30,6 +30,7 @@ class ServerSettings:
     maxLoginAttempts: int = 3
     failedLoginDelay: float = 1.0
     maxPasswordLength: int = 1024
+    allowCCC: bool = False
 
 
 class ConnectionLimits:

@@ -19,6 +19,7 @@ C{abort()} method gets the same all-or-nothing upload guarantee.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import secrets
 from collections.abc import Sequence
@@ -48,6 +49,9 @@ TEMPORARY_PREFIX = ".txftps-upload-"
 
 #: Name prefix of the kept part of an interrupted upload.
 PARTIAL_PREFIX = TEMPORARY_PREFIX + "partial-"
+
+#: Name prefix of the lock file of a file being uploaded.
+LOCK_PREFIX = TEMPORARY_PREFIX + "lock-"
 
 
 class _ChunkedFileSender(FileSender):
@@ -106,6 +110,47 @@ def partialPath(final: FilePath[str]) -> FilePath[str]:
     return final.sibling(PARTIAL_PREFIX + final.basename())
 
 
+def _lockPath(final: FilePath[str]) -> str:
+    return final.sibling(LOCK_PREFIX + final.basename()).path
+
+
+class _UploadLock:
+    """
+    One upload at a time per file, across sessions: an exclusive C{flock} on
+    a hidden lock file beside the target (released by the kernel if the
+    server dies, so it never goes stale).
+    """
+
+    def __init__(self, final: FilePath[str]) -> None:
+        self._path = _lockPath(final)
+        while True:
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise FTPReplyError(450, "Another upload to this file is in progress.")
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self._path).st_ino
+            except OSError:
+                same = False
+            if same:
+                self._fd: int | None = fd
+                return
+            # The previous holder removed the file between our open and lock.
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self._path)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+
 def _copyPrefix(source: str, target: IO[bytes], length: int) -> None:
     with open(source, "rb") as f:
         left = length
@@ -135,7 +180,11 @@ class SafeWriteFile:
     """
 
     def __init__(
-        self, final: FilePath[str], offset: int | None = None, append: bool = False
+        self,
+        final: FilePath[str],
+        offset: int | None = None,
+        append: bool = False,
+        exclusive: bool = False,
     ) -> None:
         """
         @param final: the target.
@@ -143,10 +192,25 @@ class SafeWriteFile:
             from the kept partial upload when there is one that long, else
             from C{final}.
         @param append: append to C{final} (C{APPE}).
+        @param exclusive: C{final} must not exist, now or when the upload
+            completes (C{STOU}); the upload lock keeps other uploads off the
+            name meanwhile.
         @raise FTPReplyError: 554 when C{offset} is beyond what is stored
-            (no sparse holes).
+            (no sparse holes); 450 while another upload to C{final} runs.
+        @raise OSError: C{EEXIST} when C{exclusive} and C{final} exists.
         """
         self.final = final
+        self._exclusive = exclusive
+        self._lock = _UploadLock(final)
+        try:
+            if exclusive and os.path.lexists(final.path):
+                raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), final.path)
+            self._prepare(final, offset, append)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _prepare(self, final: FilePath[str], offset: int | None, append: bool) -> None:
         self.temporary = final.sibling(TEMPORARY_PREFIX + secrets.token_hex(8))
         partial = partialPath(final)
         source: str | None = None
@@ -195,16 +259,36 @@ class SafeWriteFile:
                 self._fObj.close()
         except OSError as e:
             self._sink.error = e
-        if self._sink.error is not None:
+        failure = self.writeError()
+        if failure is not None:
             self._discard()
-            code = 552 if self._sink.error.errno in (errno.ENOSPC, errno.EDQUOT) else 451
-            return defer.fail(FTPReplyError(code, f"Write failed: {self._sink.error.strerror}."))
-        os.replace(self.temporary.path, self.final.path)
+            return defer.fail(failure)
+        try:
+            if self._exclusive:
+                os.link(self.temporary.path, self.final.path)
+                os.unlink(self.temporary.path)
+            else:
+                os.replace(self.temporary.path, self.final.path)
+        except OSError as e:
+            self._discard()
+            return defer.fail(FTPReplyError(451, f"Could not store the file: {e.strerror}."))
+        self._lock.release()
         try:
             os.unlink(partialPath(self.final).path)
         except OSError:
             pass
         return defer.succeed(None)
+
+    def writeError(self) -> FTPReplyError | None:
+        """
+        The reply for a write that failed during the upload (disk full: 552;
+        another write error: 452), or C{None}.
+        """
+        error = self._sink.error
+        if error is None:
+            return None
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        return FTPReplyError(552 if full else 452, f"Write failed: {error.strerror}.")
 
     def abort(self) -> int:
         """
@@ -222,6 +306,7 @@ class SafeWriteFile:
                 size = os.path.getsize(self.temporary.path)
                 if size > 0:
                     os.replace(self.temporary.path, partialPath(self.final).path)
+                    self._lock.release()
                     return size
             except OSError:
                 pass
@@ -237,6 +322,7 @@ class SafeWriteFile:
             os.unlink(self.temporary.path)
         except OSError:
             pass
+        self._lock.release()
 
 
 class LocalShell(FTPShell):  # type: ignore[misc]
@@ -295,11 +381,30 @@ class LocalShell(FTPShell):  # type: ignore[misc]
     def removeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
         return self._refuseIfReadOnly(path) or super().removeDirectory(path)  # type: ignore[no-untyped-call]
 
+    def _dropPartial(self, path: Sequence[str], result: object) -> object:
+        """
+        The file at C{path} was removed or renamed: what an interrupted
+        upload kept for it goes too.
+        """
+        try:
+            os.unlink(partialPath(self._path(path)).path)
+        except OSError:
+            pass
+        return result
+
     def removeFile(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().removeFile(path)  # type: ignore[no-untyped-call]
+        refused = self._refuseIfReadOnly(path)
+        if refused is not None:
+            return refused
+        d = super().removeFile(path)  # type: ignore[no-untyped-call]
+        return d.addCallback(lambda result: self._dropPartial(path, result))  # type: ignore[no-any-return]
 
     def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(fromPath) or super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
+        refused = self._refuseIfReadOnly(fromPath)
+        if refused is not None:
+            return refused
+        d = super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
+        return d.addCallback(lambda result: self._dropPartial(fromPath, result))  # type: ignore[no-any-return]
 
     def openForReading(self, path: Sequence[str], offset: int = 0) -> defer.Deferred[Any]:
         """
@@ -325,7 +430,11 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         return defer.succeed(_FileReader(f))
 
     def openForWriting(
-        self, path: Sequence[str], offset: int | None = None, append: bool = False
+        self,
+        path: Sequence[str],
+        offset: int | None = None,
+        append: bool = False,
+        exclusive: bool = False,
     ) -> defer.Deferred[Any]:
         """
         Open a file for an upload: a L{SafeWriteFile}, resumed at C{offset}
@@ -338,7 +447,9 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         if p.isdir():
             return defer.fail(IsADirectoryError("/".join(path)))
         try:
-            return defer.succeed(SafeWriteFile(p, offset=offset, append=append))
+            return defer.succeed(
+                SafeWriteFile(p, offset=offset, append=append, exclusive=exclusive)
+            )
         except OSError as e:
             return errnoToFailure(e.errno, path)  # type: ignore[no-any-return]
         except FTPReplyError:

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
-from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
+from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
 from txftps.datachannel import PassivePortRange
 from txftps.policy import SessionPolicy, TLSRequirement
 from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
@@ -70,6 +70,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         " implicit FTPS on --implicit endpoints."
     )
     supportedInterfaces = (credentials.IUsernamePassword, credentials.IAnonymous)
+
+    optFlags = [
+        ["allow-ccc", None, "Permit CCC (clear command channel) after login"],
+    ]
 
     optParameters = [
         ["root", None, None, "Tree served read-only to anonymous users [default: .]"],
@@ -254,7 +258,7 @@ def makeService(options: Options) -> service.MultiService:
     checkers = options.get("credCheckers") or [
         strcred.makeChecker("anonymous"),
     ]
-    portal = Portal(FTPSRealm(root, home), [normalizeChecker(c) for c in checkers])
+    portal = Portal(FTPSRealm(root, home), [CheckerChain([normalizeChecker(c) for c in checkers])])
     settings = ServerSettings(
         policy=SessionPolicy(tlsRequired=options["tls-required"]),
         requireResumption=options["session-reuse"] == "required",
@@ -264,6 +268,7 @@ def makeService(options: Options) -> service.MultiService:
         idleTimeout=options["idle-timeout"],
         dataTimeout=options["data-timeout"],
         maxLoginAttempts=options["max-login-attempts"],
+        allowCCC=bool(options["allow-ccc"]),
     )
     tls: ServerTLS = options["tls"]
     explicit = FTPSFactory(

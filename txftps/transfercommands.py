@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
 
-from txftps.datachannel import DataConnection
+from txftps.datachannel import DataConnection, TransferAborted
 from txftps.errors import FTPReplyError
 from txftps.listing import (
     LIST_KEYS,
@@ -236,9 +236,9 @@ class TransferCommands(ProtocolInterpreter):
         return self._listing(argument, names=True)
 
     def ftp_RETR(self, argument: str) -> defer.Deferred[None]:
+        offset = self._consumeRestart()
         self._checkTransfer("RETR")
         segments = self._segments(argument)
-        offset = self._consumeRestart()
         if offset and not self._resumable():
             raise FTPReplyError(504, "REST is not supported by this storage.")
         args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
@@ -262,7 +262,14 @@ class TransferCommands(ProtocolInterpreter):
         def opened(writeFile: Any) -> None:
             async def receive(connection: DataConnection) -> None:
                 consumer = await writeFile.receive()
-                await connection.receiveInto(consumer)
+                try:
+                    await connection.receiveInto(consumer)
+                except TransferAborted:
+                    writeError = getattr(writeFile, "writeError", None)
+                    failure = writeError() if writeError is not None else None
+                    if failure is not None:
+                        raise failure
+                    raise
 
             def failed() -> str | None:
                 abort = getattr(writeFile, "abort", None)
@@ -270,7 +277,7 @@ class TransferCommands(ProtocolInterpreter):
                 if kept:
                     return (
                         f"{kept} bytes kept: resume with REST {kept} and STOR"
-                        f" {'/'.join(segments)}."
+                        f" {self._displayPath(segments)}."
                     )
                 return None
 
@@ -285,22 +292,22 @@ class TransferCommands(ProtocolInterpreter):
         return self._shellCall("openForWriting", segments, **options).addCallback(opened)
 
     def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
+        offset = self._consumeRestart()
         self._checkTransfer("STOR")
         segments = self._segments(argument)
-        offset = self._consumeRestart()
         if offset:
             return self._upload("REST", segments, offset=offset)
         return self._upload("STOR", segments)
 
     def ftp_APPE(self, argument: str) -> defer.Deferred[None]:
+        self._consumeRestart()
         self._checkTransfer("APPE")
         segments = self._segments(argument)
-        self._consumeRestart()
         return self._upload("APPE", segments, append=True)
 
     def ftp_STOU(self, argument: str) -> defer.Deferred[None]:
-        self._checkTransfer("STOU")
         self._consumeRestart()
+        self._checkTransfer("STOU")
         base = self._segments(argument.strip() or "file")
         if not base:
             raise FTPReplyError(553, "STOU needs a file name.")
@@ -309,17 +316,22 @@ class TransferCommands(ProtocolInterpreter):
     async def _storeUnique(self, base: list[str]) -> None:
         for n in range(1000):
             candidate = base[:-1] + [base[-1] if n == 0 else f"{base[-1]}.{n}"]
+            name = candidate[-1]
             try:
-                await self._shellCall("stat", candidate, ())
-            except ftp.FileNotFoundError:
-                name = candidate[-1]
                 await self._upload(
                     "STOU",
                     candidate,
                     preliminary=f"FILE: {name}",
                     complete=f"Transfer complete (unique file name: {name}).",
+                    exclusive=True,
                 )
-                return
+            except ftp.FileExistsError:
+                continue
+            except FTPReplyError as e:
+                if e.code != 450:
+                    raise
+                continue
+            return
         raise FTPReplyError(553, "Could not find a unique file name.")
 
     def ftp_MLSD(self, argument: str) -> defer.Deferred[None]:
