@@ -19,8 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txftps.auth import (
-    CheckerChain,
     ANONYMOUS,
+    CheckerChain,
     FTPSRealm,
     LoginBans,
     UsernamePassword,
