@@ -162,9 +162,20 @@ class FTPSRealm:
 
     shellFactory: Callable[..., Any] = LocalShell
 
-    def __init__(self, anonymousRoot: FilePath[str], homeRoot: FilePath[str]) -> None:
+    def __init__(
+        self,
+        anonymousRoot: FilePath[str],
+        homeRoot: FilePath[str],
+        readOnlyUsers: frozenset[str] = frozenset(),
+    ) -> None:
+        """
+        @param anonymousRoot: served read-only to anonymous users.
+        @param homeRoot: the parent of users' homes.
+        @param readOnlyUsers: users who get their home read-only.
+        """
         self.anonymousRoot = anonymousRoot
         self.homeRoot = homeRoot
+        self.readOnlyUsers = readOnlyUsers
 
     def getHomeDirectory(self, avatarId: str) -> FilePath[str]:
         """
@@ -185,7 +196,9 @@ class FTPSRealm:
         if avatarId is ANONYMOUS:
             shell = self.shellFactory(self.anonymousRoot, readOnly=True)
         else:
-            shell = self.shellFactory(self.getHomeDirectory(avatarId))
+            shell = self.shellFactory(
+                self.getHomeDirectory(avatarId), readOnly=avatarId in self.readOnlyUsers
+            )
         return IFTPShell, shell, lambda: None
 
 

@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from txftps.datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
+from txftps.tls import fingerprint, peerCertificate
 
 __all__ = [
     "DataChannel",
@@ -405,6 +406,9 @@ class DataChannel:
         self._waiting: defer.Deferred[DataConnection] | None = None
         self._configured = False
         self._waitingProtected = False
+        #: The SHA-256 fingerprint of the control connection's client
+        #: certificate; a TLS data connection must present the same one.
+        self.controlCertificate: str | None = None
         self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
         self._connector: Any = None
 
@@ -516,6 +520,17 @@ class DataChannel:
                 DataChannelRefused(
                     522,
                     "Data connection must resume the TLS session of the control connection.",
+                )
+            )
+            return False
+        presented = peerCertificate(tls.connection)
+        if (fingerprint(presented) if presented else None) != self.controlCertificate:
+            _log.info("data connection did not present the control connection's certificate")
+            self._refuse(
+                DataChannelRefused(
+                    522,
+                    "Data connection must present the client certificate of the control"
+                    " connection.",
                 )
             )
             return False

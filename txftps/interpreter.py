@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from txftps.auth import UsernamePassword
 from txftps.ccc import clearControlChannel
+from txftps.certauth import ClientCertificate
 from txftps.datachannel import DataChannel
 from txftps.errors import FTPReplyError
 from txftps.listing import (
@@ -39,6 +40,7 @@ from txftps.listing import (
 )
 from txftps.policy import SessionState
 from txftps.settings import ServerSettings
+from txftps.tls import fingerprint, peerCertificate
 
 if TYPE_CHECKING:
     from txftps.server import FTPSFactory
@@ -152,6 +154,7 @@ class ProtocolInterpreter(LineReceiver):
         self._cleared = False
         self._closing = False
         self._admitted = False
+        self.clientCertificate: Any = None
         self._tlsOptions: Any = None
         self._handshakeTimer: interfaces.IDelayedCall | None = None
         self._idleTimer: interfaces.IDelayedCall | None = None
@@ -263,6 +266,10 @@ class ProtocolInterpreter(LineReceiver):
             self._handshakeTimer.cancel()
         self._handshakeTimer = None
         self.state.controlProtected = True
+        handle = getattr(self.transport, "getHandle", None)
+        self.clientCertificate = peerCertificate(handle()) if handle is not None else None
+        if self.dataChannel is not None and self.clientCertificate is not None:
+            self.dataChannel.controlCertificate = fingerprint(self.clientCertificate)
         if self.state.implicit:
             self.state.pbszSeen = True
             self.state.dataProtected = True
@@ -421,14 +428,37 @@ class ProtocolInterpreter(LineReceiver):
         else:
             raise FTPReplyError(504, "Unknown protection level; use C or P.")
 
-    def ftp_USER(self, argument: str) -> None:
+    def ftp_USER(self, argument: str) -> defer.Deferred[None] | None:
         self.settings.policy.checkLogin(self.state)
         if self.state.loggedIn:
             raise FTPReplyError(530, "Already logged in.")
         if not argument:
             raise FTPReplyError(501, "USER needs a user name.")
         self._user = argument
+        if (
+            self.settings.certificateLogin
+            and self.clientCertificate is not None
+            and not self.factory.bans.isBanned(self.peerHost)
+        ):
+            return self._async(self._certificateLogin(argument, self.clientCertificate))
         self.reply(331, "Password required.")
+        return None
+
+    async def _certificateLogin(self, user: str, certificate: Any) -> None:
+        """
+        C{USER} from a client whose verified certificate names C{user}: 232,
+        no password. Otherwise the usual 331 and password check.
+        """
+        try:
+            result = await self.factory.portal.login(
+                ClientCertificate(user, certificate), None, ftp.IFTPShell
+            )
+        except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
+            self.reply(331, "Password required.")
+            return
+        self._user = None
+        self._loggedIn(user, result)
+        self.reply(232, "User logged in, authorized by the client certificate.")
 
     def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
         self.settings.policy.checkLogin(self.state)
@@ -440,6 +470,7 @@ class ProtocolInterpreter(LineReceiver):
         return self._async(self._login(user, argument))
 
     async def _login(self, user: str, password: str) -> None:
+        started = self.clock.seconds()
         bans = self.factory.bans
         creds: Any
         if user.lower() in ("anonymous", "ftp"):
@@ -459,21 +490,29 @@ class ProtocolInterpreter(LineReceiver):
             except Exception:
                 _log.failure("login failed")
         if result is None:
-            await self._loginFailed(user)
+            await self._loginFailed(user, started)
             return
+        self._loggedIn(user, result)
+        self.reply(230, "Login successful.")
+
+    def _loggedIn(self, user: str, result: tuple[Any, Any, Callable[[], None]]) -> None:
         _, self.shell, self._logout = result
         self.state.loggedIn = True
         self._userName = user
         self.workingDirectory = []
-        bans.succeeded(self.peerHost)
+        self.factory.bans.succeeded(self.peerHost)
         _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
-        self.reply(230, "Login successful.")
 
-    async def _loginFailed(self, user: str) -> None:
+    async def _loginFailed(self, user: str, started: float) -> None:
+        """
+        Answer a failed login C{failedLoginDelay} seconds after the PASS
+        arrived, however long the check took: known and unknown users, cheap
+        and costly hashes, all look the same from outside.
+        """
         self._failedLogins += 1
         self.factory.bans.failed(self.peerHost)
         _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
-        delay = self.settings.failedLoginDelay
+        delay = started + self.settings.failedLoginDelay - self.clock.seconds()
         if delay > 0:
             await defer.Deferred.fromCoroutine(_sleep(self.clock, delay))
         self.reply(530, "Login incorrect.")

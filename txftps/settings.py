@@ -31,6 +31,7 @@ class ServerSettings:
     failedLoginDelay: float = 1.0
     maxPasswordLength: int = 1024
     allowCCC: bool = False
+    certificateLogin: bool = False
 
 
 class ConnectionLimits:

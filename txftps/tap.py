@@ -24,6 +24,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
+from txftps.certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
 from txftps.datachannel import PassivePortRange
 from txftps.policy import SessionPolicy, TLSRequirement
 from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
@@ -73,6 +74,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     optFlags = [
         ["allow-ccc", None, "Permit CCC (clear command channel) after login"],
+        [
+            "cert-login",
+            None,
+            "A verified client certificate naming the USER logs in with 232, no PASS",
+        ],
     ]
 
     optParameters = [
@@ -85,6 +91,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["passive-ports", None, None, "LOW-HIGH ports for PASV/EPSV listeners"],
         ["masquerade", None, None, "IPv4 address announced in PASV replies"],
         ["session-reuse", None, "required", "required or optional"],
+        ["client-ca", None, None, "PEM CA certificates that client certificates must chain to"],
+        ["client-cert", None, "none", "Client certificates: none, optional or required"],
+        [
+            "cert-map",
+            None,
+            None,
+            "File mapping certificate fingerprints or subjects to users [default: the CN]",
+        ],
         [
             "max-login-attempts",
             None,
@@ -135,6 +149,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
         self["implicit"] = []
+        self["read-only-user"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -142,6 +157,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         [default: tcp:2121]
         """
         self["listen"].append(description)
+
+    def opt_read_only_user(self, name: str) -> None:
+        """
+        An authenticated user who may read but not change anything, repeatable
+        """
+        self["read-only-user"].append(name)
 
     def opt_implicit(self, description: str) -> None:
         """
@@ -196,10 +217,29 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 )
         if self["key"] is not None and self["cert"] is None:
             raise usage.UsageError("--key needs --cert")
+        if self["client-cert"] not in ("none", "optional", "required"):
+            raise usage.UsageError("--client-cert must be none, optional or required")
+        if self["client-cert"] != "none" and self["client-ca"] is None:
+            raise usage.UsageError(f"--client-cert {self['client-cert']} needs --client-ca")
+        if self["cert-login"] and self["client-cert"] == "none":
+            raise usage.UsageError("--cert-login needs --client-cert optional or required")
         try:
             self["tls"] = self._loadTLS()
+            if self["client-cert"] != "none":
+                self["tls"] = self["tls"].withClientCertificates(
+                    FilePath(self["client-ca"]), self["client-cert"]
+                )
         except CertificateError as e:
             raise usage.UsageError(str(e))
+        self["cert-mapping"] = None
+        if self["cert-map"] is not None:
+            try:
+                with open(self["cert-map"], encoding="utf-8") as f:
+                    self["cert-mapping"] = parseCertificateMap(f.read(), self["cert-map"])
+            except OSError as e:
+                raise usage.UsageError(f"cannot read --cert-map {self['cert-map']}: {e.strerror}")
+            except (CertificateMapError, UnicodeDecodeError) as e:
+                raise usage.UsageError(str(e))
 
     def _loadTLS(self) -> ServerTLS:
         if self["cert"] is not None:
@@ -258,7 +298,11 @@ def makeService(options: Options) -> service.MultiService:
     checkers = options.get("credCheckers") or [
         strcred.makeChecker("anonymous"),
     ]
-    portal = Portal(FTPSRealm(root, home), [CheckerChain([normalizeChecker(c) for c in checkers])])
+    chain = [normalizeChecker(c) for c in checkers]
+    if options["cert-login"]:
+        chain.append(ClientCertificateChecker(options["cert-mapping"]))
+    realm = FTPSRealm(root, home, readOnlyUsers=frozenset(options["read-only-user"]))
+    portal = Portal(realm, [CheckerChain(chain)])
     settings = ServerSettings(
         policy=SessionPolicy(tlsRequired=options["tls-required"]),
         requireResumption=options["session-reuse"] == "required",
@@ -269,6 +313,7 @@ def makeService(options: Options) -> service.MultiService:
         dataTimeout=options["data-timeout"],
         maxLoginAttempts=options["max-login-attempts"],
         allowCCC=bool(options["allow-ccc"]),
+        certificateLogin=bool(options["cert-login"]),
     )
     tls: ServerTLS = options["tls"]
     explicit = FTPSFactory(

@@ -41,6 +41,7 @@ __all__ = [
     "ServerTLS",
     "fingerprint",
     "generateSelfSigned",
+    "peerCertificate",
     "sessionReused",
 ]
 
@@ -64,6 +65,13 @@ def sessionReused(connection: SSL.Connection) -> bool:
     @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
     """
     return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def peerCertificate(connection: SSL.Connection) -> x509.Certificate | None:
+    """
+    The verified certificate the peer of C{connection} presented, if any.
+    """
+    return connection.get_peer_certificate(as_cryptography=True)
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -128,10 +136,31 @@ class ServerTLS:
 
     @ivar chain: the leaf certificate first, then intermediates.
     @ivar key: the private key of the leaf certificate.
+    @ivar clientCAs: CA certificates that client certificates must chain to.
+    @ivar clientCertificates: C{"none"}, C{"optional"} (verified when sent)
+        or C{"required"}.
     """
 
     chain: tuple[x509.Certificate, ...]
     key: PKey
+    clientCAs: tuple[x509.Certificate, ...] = ()
+    clientCertificates: str = "none"
+
+    def withClientCertificates(self, caPath: FilePath[str], mode: str) -> ServerTLS:
+        """
+        The same server material, asking clients for certificates issued by
+        the CAs in C{caPath}.
+
+        @param mode: C{"optional"} or C{"required"}.
+        @raise CertificateError: the CA file cannot be used.
+        """
+        try:
+            cas = tuple(x509.load_pem_x509_certificates(caPath.getContent()))
+        except OSError as e:
+            raise CertificateError(f"cannot read client CA {caPath.path}: {e.strerror}")
+        except ValueError:
+            raise CertificateError(f"no PEM certificate in {caPath.path}")
+        return ServerTLS(self.chain, self.key, cas, mode)
 
     @classmethod
     def fromFiles(cls, certPath: FilePath[str], keyPath: FilePath[str]) -> ServerTLS:
@@ -202,6 +231,7 @@ class ServerTLS:
         @return: a new L{CertificateOptions}; its C{getContext()} is created
             here, so it is ready before any connection uses it.
         """
+        verify = self.clientCertificates != "none" and bool(self.clientCAs)
         options = CertificateOptions(
             privateKey=self.key,
             certificate=X509.from_cryptography(self.chain[0]),
@@ -209,8 +239,15 @@ class ServerTLS:
             enableSessions=True,
             enableSessionTickets=True,
             raiseMinimumTo=TLSVersion.TLSv1_2,
+            verify=verify,
+            caCerts=[X509.from_cryptography(c) for c in self.clientCAs] if verify else None,
+            requireCertificate=self.clientCertificates == "required",
         )
         context = options.getContext()
+        if verify:
+            context.set_client_ca_list(
+                [X509.from_cryptography(c).get_subject() for c in self.clientCAs]
+            )
         context.set_options(SSL.OP_NO_RENEGOTIATION)
         # Keep record buffers between writes: bulk data moves through here.
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
