@@ -24,7 +24,7 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -330,25 +330,11 @@ class DataConnection(Protocol):
             self.transport.abortConnection()
 
 
-class _PassiveFactory(Factory):
+class _DataFactory(ClientFactory):
     """
-    Accepts the one data connection of a passive listener.
-    """
-
-    noisy = False
-
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
-        self._channel = channel
-        self._context = context
-
-    def buildProtocol(self, addr: Any) -> DataConnection | None:
-        return self._channel._accept(addr, self._context)
-
-
-class _ActiveFactory(ClientFactory):
-    """
-    Connects to the target of C{PORT}/C{EPRT}; the connection is ours to run
-    TLS on as the server (RFC 4217 section 7).
+    Builds the one data connection of a passive listener or of an active
+    connect to the target of C{PORT}/C{EPRT}; either way the connection is
+    ours to run TLS on as the server (RFC 4217 section 7).
     """
 
     noisy = False
@@ -438,7 +424,7 @@ class DataChannel:
         @raise FTPReplyError: 425 when no port can be had.
         """
         self.reset()
-        factory = _PassiveFactory(self, context)
+        factory = _DataFactory(self, context)
         ports = self._portRange.candidates() if self._portRange else [0]
         for port in ports:
             try:
@@ -490,7 +476,7 @@ class DataChannel:
         host, port, context = self._activeTarget
         self._activeTarget = None
         self._connector = self._reactor.connectTCP(
-            host, port, _ActiveFactory(self, context), timeout=self._timeout
+            host, port, _DataFactory(self, context), timeout=self._timeout
         )
 
     def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
