@@ -59,13 +59,33 @@ def startTxftps(directory: str, cert: str, key: str) -> tuple[subprocess.Popen[b
     env = dict(os.environ, PYTHONPATH=ROOT)
     process = subprocess.Popen(
         [
-            sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "-n", "--pidfile=", "ftps", "--listen", "tcp:0:interface=127.0.0.1",
-            "--implicit", "none", "--root", directory, "--home", directory,
-            "--auth", "memory:bench:bench", "--cert", cert, "--key", key,
-            "--data-dir", os.path.join(directory, "data"),
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "ftps",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--implicit",
+            "none",
+            "--root",
+            directory,
+            "--home",
+            directory,
+            "--auth",
+            "memory:bench:bench",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--data-dir",
+            os.path.join(directory, "data"),
         ],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=directory,
     )
     path = os.path.join(directory, "txftps.log")
     for _ in range(200):
@@ -80,7 +100,8 @@ def startTxftps(directory: str, cert: str, key: str) -> tuple[subprocess.Popen[b
 def startPyftpdlib(directory: str, cert: str, key: str) -> tuple[subprocess.Popen[bytes], int]:
     process = subprocess.Popen(
         [sys.executable, "-c", PYFTPDLIB_SERVER, directory, cert, key],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert process.stdout is not None
     line = process.stdout.readline().split()
@@ -90,12 +111,21 @@ def startPyftpdlib(directory: str, cert: str, key: str) -> tuple[subprocess.Pope
 def curl(port: int, ca: str, *args: str) -> None:
     subprocess.run(
         ["curl", "-sS", "--ssl-reqd", "--cacert", ca, "-u", "bench:bench", *args],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
-def measure(name: str, process: subprocess.Popen[bytes], port: int, ca: str, directory: str,
-            source: str, size: int, rounds: int) -> list[str]:
+def measure(
+    name: str,
+    process: subprocess.Popen[bytes],
+    port: int,
+    ca: str,
+    directory: str,
+    source: str,
+    size: int,
+    rounds: int,
+) -> list[str]:
     rows = []
     url = f"ftp://127.0.0.1:{port}/"
     for direction in ("download", "upload"):
@@ -145,8 +175,10 @@ def main() -> None:
         source = os.path.join(work, "source.bin")
         with open(source, "wb") as f:
             f.write(os.urandom(size))
-        rows = [f"{options.size_mib} MiB, best of {options.rounds}, curl client, TLS on"
-                " control and data"]
+        rows = [
+            f"{options.size_mib} MiB, best of {options.rounds}, curl client, TLS on"
+            " control and data"
+        ]
         for name, start in (("txftps", startTxftps), ("pyftpdlib", startPyftpdlib)):
             directory = os.path.join(work, name)
             home = os.path.join(directory, "bench") if name == "txftps" else directory
@@ -154,8 +186,7 @@ def main() -> None:
             shutil.copy(source, os.path.join(home, "data.bin"))
             process, port = start(directory, certFile, keyFile)
             try:
-                rows += measure(name, process, port, caFile, home, source, size,
-                                options.rounds)
+                rows += measure(name, process, port, caFile, home, source, size, options.rounds)
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(10)

@@ -959,3 +959,257 @@ def tcpClosedByPeer(sock: socket.socket, timeout: float = 5.0) -> bool:
                 return True
     finally:
         raw.close()
+
+
+# Starts that must fail, credential files, client certificates and raw
+# login helpers, for the tests of pluggable authentication, brute-force
+# defence and CCC (tests.test_htpasswd, tests.test_certauth,
+# tests.test_bruteforce, tests.test_ccc).
+
+
+def refusedStart(*args: str, timeout: float = 20.0) -> str:
+    """
+    Run C{twistd -n ftps ARGS} (loopback ports, a throwaway data directory)
+    and assert that it stops at once as a bad option should: a non-zero exit,
+    exactly one line on standard error starting C{twistd ftps: error:}, and
+    no traceback anywhere.
+
+    @return: that line.
+    """
+    directory = tempfile.mkdtemp(prefix="txftps-refused-")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    command = [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "-n",
+        "--pidfile=",
+        "ftps",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--implicit",
+        "none",
+        "--data-dir",
+        os.path.join(directory, "data"),
+        *args,
+    ]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, cwd=directory, env=env, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"twistd ftps {' '.join(args)} kept running: {e.output!r}")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+    if result.returncode == 0:
+        raise AssertionError(f"twistd ftps {' '.join(args)} exited with 0:\n{output}")
+    if "Traceback" in output:
+        raise AssertionError(f"twistd ftps {' '.join(args)} printed a traceback:\n{output}")
+    lines = result.stderr.decode("utf-8", "replace").splitlines()
+    if len(lines) != 1 or not lines[0].startswith("twistd ftps: error:"):
+        raise AssertionError(
+            f"twistd ftps {' '.join(args)}: expected one 'twistd ftps: error:' line on"
+            f" standard error, got:\n{output}"
+        )
+    return lines[0]
+
+
+def bcryptLine(user: str, password: str, cost: int = 4, prefix: bytes = b"$2y$") -> bytes:
+    """
+    An htpasswd line C{user:hash} with a bcrypt hash of C{password} (low cost
+    by default, so that tests stay fast), in the C{prefix} form (C{$2y$} as
+    Apache writes, C{$2b$}, C{$2a$}).
+    """
+    import bcrypt
+
+    hashed = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(cost))
+    return user.encode("utf-8") + b":" + prefix + hashed[4:]
+
+
+def rewriteFile(path: str, content: bytes) -> None:
+    """
+    Replace the content of C{path} in place and move its modification time
+    forward by a second, so that a reader that watches modification times
+    sees the change even on coarse-grained file systems.
+    """
+    before = os.stat(path).st_mtime_ns
+    with open(path, "wb") as f:
+        f.write(content)
+    later = max(before, os.stat(path).st_mtime_ns) + 1_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+class LogWatch:
+    """
+    Reads a L{TwistdServer}'s log from a mark on, to tell what the server
+    logged after a point in a test.
+    """
+
+    def __init__(self, server: TwistdServer) -> None:
+        self.server = server
+        self.offset = 0
+
+    def mark(self) -> None:
+        """
+        Forget everything logged so far.
+        """
+        self.offset = len(self.server.log())
+
+    def since(self) -> str:
+        """
+        What the server logged since the last L{mark}.
+        """
+        return self.server.log()[self.offset :]
+
+    def waitFor(self, text: str, timeout: float = 5.0) -> bool:
+        """
+        Wait until C{text} appears in the log after the mark.
+        """
+        return waitUntil(lambda: text in self.since(), timeout)
+
+
+class ClientCertificate:
+    """
+    A client certificate and its key in PEM files, and ways to present it.
+
+    @ivar certFile: the certificate (PEM).
+    @ivar keyFile: the private key (PEM, unencrypted).
+    @ivar certificate: the certificate as a C{cryptography} object.
+    """
+
+    def __init__(self, directory: str, name: str, certPEM: bytes, keyPEM: bytes) -> None:
+        from cryptography import x509
+
+        self.name = name
+        self.certFile = os.path.join(directory, f"client-{name}.pem")
+        self.keyFile = os.path.join(directory, f"client-{name}-key.pem")
+        with open(self.certFile, "wb") as f:
+            f.write(certPEM)
+        with open(self.keyFile, "wb") as f:
+            f.write(keyPEM)
+        self.certificate = x509.load_pem_x509_certificate(certPEM)
+
+    def context(self, ca: ThrowawayCA) -> ssl.SSLContext:
+        """
+        A client context that trusts C{ca} (for the server) and presents this
+        certificate.
+        """
+        context = ca.clientContext()
+        context.load_cert_chain(self.certFile, self.keyFile)
+        return context
+
+    @property
+    def fingerprint(self) -> str:
+        """
+        The SHA-256 fingerprint as C{openssl x509 -fingerprint -sha256} prints
+        it (computed here with hashlib, not with txftps).
+        """
+        import hashlib
+
+        from cryptography.hazmat.primitives import serialization
+
+        digest = hashlib.sha256(self.certificate.public_bytes(serialization.Encoding.DER))
+        return ":".join(f"{b:02X}" for b in digest.digest())
+
+
+class ClientPKI:
+    """
+    A throwaway CA that issues both the server's certificate and client
+    certificates, and a set of client certificates, good and bad:
+
+     - C{alice}, C{bob}, C{dave}: issued by the CA, CN = the name;
+     - C{selfSigned}: CN=alice, signed by its own key;
+     - C{foreign}: CN=alice, issued by another CA;
+     - C{expired}: CN=alice, issued by the CA, expired yesterday.
+
+    @ivar ca: the L{ThrowawayCA} (pass it to L{TwistdServer}).
+    @ivar caFile: the CA certificate, for C{--client-ca}.
+    """
+
+    def __init__(self, directory: str) -> None:
+        import datetime
+
+        self.directory = directory
+        self.ca = ThrowawayCA(directory)
+        self.caFile = self.ca.caFile
+        self.alice = self._issue(self.ca.ca, "alice")
+        self.bob = self._issue(self.ca.ca, "bob")
+        self.dave = self._issue(self.ca.ca, "dave")
+        self.foreign = self._issue(trustme.CA(), "alice", "foreign")
+        now = datetime.datetime.now(datetime.UTC)
+        self.expired = self._issue(
+            self.ca.ca,
+            "alice",
+            "expired",
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        )
+        self.selfSigned = self._selfSigned("alice")
+
+    def _issue(self, ca: trustme.CA, cn: str, label: str | None = None, **kwargs: Any) -> Any:
+        leaf = ca.issue_cert(f"{cn}@example.org", common_name=cn, **kwargs)
+        return ClientCertificate(
+            self.directory,
+            label or cn,
+            leaf.cert_chain_pems[0].bytes(),
+            leaf.private_key_pem.bytes(),
+        )
+
+    def _selfSigned(self, cn: str) -> ClientCertificate:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .sign(key, hashes.SHA256())
+        )
+        keyPEM = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return ClientCertificate(
+            self.directory, "self-signed", cert.public_bytes(serialization.Encoding.PEM), keyPEM
+        )
+
+
+def timedCommand(
+    control: ControlConnection, line: str, timeout: float = 10.0
+) -> tuple[int, bytes, float]:
+    """
+    Send C{line} and read its reply, timing from the send to the complete
+    reply with C{time.monotonic}.
+
+    @return: the code, the reply text, and the seconds it took.
+    """
+    started = time.monotonic()
+    code, text = control.command(line, timeout)
+    return code, text, time.monotonic() - started
+
+
+def serverClosed(control: ControlConnection, timeout: float = 5.0) -> bool:
+    """
+    Whether the server closes C{control} without sending another reply
+    within C{timeout} seconds (bytes that still arrive make it C{False}).
+    """
+    try:
+        data, closed = readUntilClosed(control.sock, timeout)
+    except ssl.SSLError:
+        return True
+    return closed and not data.strip()

@@ -1085,7 +1085,8 @@ class TimeoutAndLineTests(ServerTestCase):
         """
         While a transfer waits for its data connection the idle timeout does
         not close the control connection; the transfer ends with 425 at the
-        data timeout, and the idle timeout applies again afterwards.
+        data timeout, and the idle timeout counts again from the transfer's
+        end.
         """
         settings = self.settings(idleTimeout=10, dataTimeout=25)
         session = self.loggedIn(factory=self.factory(settings=settings))
@@ -1099,7 +1100,9 @@ class TimeoutAndLineTests(ServerTestCase):
         self.clock.advance(5)
         self.assertEqual(finalCodes(session.replies()), [425])
         self.assertFalse(session.closed)
-        self.clock.advance(5)
+        self.clock.advance(9)
+        self.assertEqual(session.replies(), [])
+        self.clock.advance(1)
         self.assertEqual(finalCodes(session.replies()), [421])
         self.assertTrue(session.closed)
 

@@ -531,9 +531,10 @@ class DataChannel:
                 )
             )
             return
-        self._cancelTimer()
         self._ready = True
         if self._waiting is not None:
+            # A connection nobody waits for stays under the data timeout.
+            self._cancelTimer()
             d, self._waiting = self._waiting, None
             d.callback(connection)
 
@@ -585,6 +586,7 @@ class DataChannel:
             self._refuse(failure)
             return defer.fail(failure)
         if self._ready and self.connection is not None:
+            self._cancelTimer()
             return defer.succeed(self.connection)
         self._waitingProtected = protected
         self._waiting = defer.Deferred()

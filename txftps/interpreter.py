@@ -113,6 +113,9 @@ class ProtocolInterpreter(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = 8192
 
+    #: Seconds a closing connection may take to finish its TLS shutdown.
+    closeGrace: ClassVar[float] = 2.0
+
     dataChannelFactory: ClassVar[Callable[..., DataChannel]] = DataChannel
     greeting: ClassVar[str] = "txftps ready."
     features: ClassVar[tuple[str, ...]] = (
@@ -158,6 +161,7 @@ class ProtocolInterpreter(LineReceiver):
         self._tlsOptions: Any = None
         self._handshakeTimer: interfaces.IDelayedCall | None = None
         self._idleTimer: interfaces.IDelayedCall | None = None
+        self._abortTimer: interfaces.IDelayedCall | None = None
         self.dataChannel: DataChannel | None = None
         self.peerHost = ""
 
@@ -221,10 +225,10 @@ class ProtocolInterpreter(LineReceiver):
             logout()
 
     def _cancelTimers(self) -> None:
-        for timer in (self._handshakeTimer, self._idleTimer):
+        for timer in (self._handshakeTimer, self._idleTimer, self._abortTimer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._handshakeTimer = self._idleTimer = None
+        self._handshakeTimer = self._idleTimer = self._abortTimer = None
 
     def _resetIdleTimer(self) -> None:
         if self._idleTimer is not None and self._idleTimer.active():
@@ -240,8 +244,19 @@ class ProtocolInterpreter(LineReceiver):
         self._close()
 
     def _close(self) -> None:
+        """
+        Close after the replies written so far. Over TLS, Twisted waits for
+        the client's close_notify before closing TCP; a client that never
+        sends it is cut off after C{closeGrace} seconds.
+        """
         self._closing = True
         self.transport.loseConnection()
+        if self._abortTimer is None:
+            self._abortTimer = self.clock.callLater(self.closeGrace, self._abortClose)
+
+    def _abortClose(self) -> None:
+        self._abortTimer = None
+        self.transport.abortConnection()
 
     # TLS
 

@@ -70,6 +70,7 @@ class TransferCommands(ProtocolInterpreter):
             return
         family = "2" if ":" in self._passiveInterface() else "1"
         if argument and argument != family:
+            self._malformedTarget("")
             raise FTPReplyError(522, f"Network protocol not supported, use ({family}).")
         port = self._listen()
         self.reply(229, f"Entering Extended Passive Mode (|||{port}|)")
@@ -179,6 +180,8 @@ class TransferCommands(ProtocolInterpreter):
                 channel.transferDone()
                 self._transferring = False
                 self._transferFinished = None
+                if not self._closing:
+                    self._resetIdleTimer()
                 finished.callback(None)
                 self._processQueue()
 
