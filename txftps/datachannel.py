@@ -153,6 +153,10 @@ class DataConnection(Protocol):
     # Protocol
 
     def connectionMade(self) -> None:
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # The last record of a transfer must not wait for an ACK.
+            setNoDelay(True)
         if self._context is not None:
             self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
         else:

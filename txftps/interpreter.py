@@ -186,6 +186,10 @@ class ProtocolInterpreter(LineReceiver):
                 handle().setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
             except (OSError, AttributeError):
                 pass
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # Replies are small and answered at once: no Nagle delay.
+            setNoDelay(True)
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
             if not self.factory.implicit:
