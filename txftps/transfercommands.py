@@ -165,14 +165,11 @@ class TransferCommands(ProtocolInterpreter):
             except Exception:
                 failure = Failure()
                 extra = onFailure()
-                error = failure.value
                 if self._aborting:
-                    error = FTPReplyError(426, "Transfer aborted.")
+                    failure = Failure(FTPReplyError(426, "Transfer aborted."))
+                error = failure.value
                 if extra and isinstance(error, FTPReplyError):
-                    error = FTPReplyError(error.code, f"{error.text} {extra}")
-                    failure = Failure(error)
-                elif self._aborting:
-                    failure = Failure(error)
+                    failure = Failure(FTPReplyError(error.code, f"{error.text} {extra}"))
                 self._replyFailure(failure)
             else:
                 self.reply(226, complete)
