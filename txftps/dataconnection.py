@@ -1,0 +1,281 @@
+# -*- test-case-name: tests.test_datachannel -*-
+"""
+One data connection: clear or with its own L{DataTLS} layer, the consumer a
+download is sent to and the producer an upload is read from.
+
+Its L{DataChannel} decides whether it may carry a transfer (the gate); the
+connection itself knows when a transfer completed: a download when our last
+byte and close_notify are out, an upload when the client's close_notify
+arrived (TLS) or the TCP stream ended cleanly (clear). Anything else is a
+L{TransferAborted} (426). No byte either way for the channel's timeout aborts
+a transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from OpenSSL import SSL
+from twisted.internet import defer, error, interfaces
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txftps.datatls import DataTLS
+from txftps.errors import DataChannelRefused, FTPReplyError
+
+if TYPE_CHECKING:
+    from txftps.datachannel import DataChannel
+
+__all__ = ["DataConnection", "TransferAborted"]
+
+_log = Logger()
+_CONNECTION_DONE = Failure(error.ConnectionDone())
+
+
+class TransferAborted(FTPReplyError):
+    """
+    The data connection ended before the transfer completed.
+    """
+
+
+@implementer(interfaces.IConsumer)
+class DataConnection(Protocol):
+    """
+    One data connection, clear or with its own L{DataTLS} layer.
+
+    It is also the L{IConsumer} that an L{IReadFile} sends a download to.
+
+    @cvar tlsFactory: builds the TLS layer; replace to change how TLS runs.
+    @ivar protected: the connection runs TLS.
+    @ivar tls: the TLS layer, or C{None}.
+    """
+
+    tlsFactory: Callable[..., DataTLS] = DataTLS
+    transport: Any
+
+    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+        self._channel = channel
+        self._context = context
+        self.protected = context is not None
+        self.tls: DataTLS | None = None
+        self._buffer: list[bytes] = []
+        self._sink: interfaces.IConsumer | None = None
+        self._uploadDone: defer.Deferred[None] | None = None
+        self._sendDone: defer.Deferred[None] | None = None
+        self._sending = False
+        self._finishing = False
+        self._lost = False
+        self._stallTimer: interfaces.IDelayedCall | None = None
+        self.bytesReceived = 0
+        self.bytesSent = 0
+
+    # stalls
+
+    def _watchStalls(self) -> None:
+        """
+        Abort the transfer when no byte moves either way for the channel's
+        timeout.
+        """
+        if self._lost:
+            return
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.reset(self._channel.timeout)
+        else:
+            self._stallTimer = self._channel.clock.callLater(self._channel.timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        self._stallTimer = None
+        _log.info(
+            "data connection stalled for {seconds} s; aborting", seconds=self._channel.timeout
+        )
+        self.abort()
+
+    def _activity(self) -> None:
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.reset(self._channel.timeout)
+
+    # Protocol
+
+    def connectionMade(self) -> None:
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # The last record of a transfer must not wait for an ACK.
+            setNoDelay(True)
+        if self._context is not None:
+            self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
+        else:
+            self._channel._connectionReady(self)
+
+    def _gate(self, tls: DataTLS) -> bool:
+        return self._channel._handshakeCompleted(self, tls)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.tls is not None:
+            try:
+                data = self.tls.dataReceived(data)
+            except SSL.Error as e:
+                _log.info("data connection TLS failure: {error}", error=e)
+                if not self.tls.handshakeDone:
+                    self._channel._refuse(
+                        DataChannelRefused(522, "Data connection TLS handshake failed.")
+                    )
+                self.transport.abortConnection()
+                return
+        self._activity()
+        if data:
+            self.bytesReceived += len(data)
+            if self._sink is not None:
+                self._sink.write(data)
+            else:
+                self._buffer.append(data)
+                self.transport.pauseProducing()
+        if self.tls is not None and self.tls.closeNotifyReceived:
+            self._completeUpload()
+
+    def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
+        self._lost = True
+        if self._stallTimer is not None and self._stallTimer.active():
+            self._stallTimer.cancel()
+        self._stallTimer = None
+        self._channel._connectionLost(self)
+        if self._uploadDone is not None:
+            clean = reason.check(error.ConnectionDone) is not None
+            if self.tls is None and clean:
+                self._completeUpload()
+            else:
+                self._failUpload()
+        if self._sendDone is not None:
+            d, self._sendDone = self._sendDone, None
+            if self._finishing and reason.check(error.ConnectionDone):
+                d.callback(None)
+            else:
+                d.errback(TransferAborted(426, "Data connection closed; transfer aborted."))
+
+    @property
+    def transferring(self) -> bool:
+        """
+        A transfer is using this connection.
+        """
+        return self._uploadDone is not None or self._sendDone is not None
+
+    # Uploads
+
+    def receiveInto(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
+        """
+        Write everything the peer sends into C{consumer}.
+
+        @return: fires when the upload completed (TLS: the peer's close_notify;
+            clear: a clean TCP close), fails with L{TransferAborted} when it
+            was cut short.
+        """
+        done: defer.Deferred[None] = defer.Deferred()
+        self._uploadDone = done
+        self._sink = consumer
+        self._watchStalls()
+        consumer.registerProducer(self.transport, True)
+        buffered, self._buffer = self._buffer, []
+        for chunk in buffered:
+            consumer.write(chunk)
+        if self.tls is not None and self.tls.closeNotifyReceived:
+            self._completeUpload()
+        elif self._lost:
+            self._failUpload()
+        else:
+            self.transport.resumeProducing()
+        return done
+
+    def _completeUpload(self) -> None:
+        if self._uploadDone is None:
+            return
+        d, self._uploadDone = self._uploadDone, None
+        self._releaseSink()
+        if self.tls is not None:
+            self.tls.close()
+        if not self._lost:
+            self.transport.loseConnection()
+        d.callback(None)
+
+    def _failUpload(self) -> None:
+        if self._uploadDone is None:
+            return
+        d, self._uploadDone = self._uploadDone, None
+        self._releaseSink()
+        d.errback(TransferAborted(426, "Upload truncated: the data connection closed early."))
+
+    def _releaseSink(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.unregisterProducer()
+
+    # Downloads: IConsumer for IReadFile.send
+
+    def sendFile(self, readFile: Any) -> defer.Deferred[None]:
+        """
+        Send an L{IReadFile}, then close with our close_notify.
+
+        @return: fires once the connection closed after the last byte, fails
+            with L{TransferAborted} when the peer went away first.
+        """
+        self._sendDone = defer.Deferred()
+        self._watchStalls()
+        d = readFile.send(self)
+        d.addCallbacks(lambda _: self.finish(), self._sendFailed)
+        return self._sendDone
+
+    def sendBytes(self, data: bytes) -> defer.Deferred[None]:
+        """
+        Send C{data} (a listing), then close.
+        """
+        self._sendDone = defer.Deferred()
+        self._watchStalls()
+        if data:
+            self.write(data)
+        self.finish()
+        return self._sendDone
+
+    def _sendFailed(self, reason: Failure) -> None:
+        _log.info("download failed: {reason}", reason=reason.getErrorMessage())
+        if not self._lost:
+            self.transport.abortConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self.transport.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        if self._lost or self._finishing:
+            return
+        self.bytesSent += len(data)
+        self._activity()
+        if self.tls is not None:
+            self.tls.send(data)
+        else:
+            self.transport.write(data)
+
+    def finish(self) -> None:
+        """
+        Close after what was written: our close_notify first, then TCP.
+        """
+        if self._finishing:
+            return
+        self._finishing = True
+        if self._lost:
+            if self._sendDone is not None:
+                d, self._sendDone = self._sendDone, None
+                d.callback(None)
+            return
+        if self.tls is not None:
+            self.tls.close()
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Drop the connection now, without a close_notify.
+        """
+        if not self._lost:
+            self.transport.abortConnection()
