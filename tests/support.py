@@ -1148,6 +1148,19 @@ class ClientPKI:
         )
         self.selfSigned = self._selfSigned("alice")
 
+    def issue(self, cn: str, label: str | None = None) -> ClientCertificate:
+        """
+        Another certificate from the CA, with subject CN C{cn} (any string,
+        such as C{..}) and no subjectAltName identity.
+        """
+        leaf = self.ca.ca.issue_cert(common_name=cn)
+        return ClientCertificate(
+            self.directory,
+            label or cn,
+            leaf.cert_chain_pems[0].bytes(),
+            leaf.private_key_pem.bytes(),
+        )
+
     def _issue(self, ca: trustme.CA, cn: str, label: str | None = None, **kwargs: Any) -> Any:
         leaf = ca.issue_cert(f"{cn}@example.org", common_name=cn, **kwargs)
         return ClientCertificate(
@@ -1213,3 +1226,16 @@ def serverClosed(control: ControlConnection, timeout: float = 5.0) -> bool:
     except ssl.SSLError:
         return True
     return closed and not data.strip()
+
+
+def requirePackagedProgram(name: str, package: str) -> str:
+    """
+    The path of program C{name}, which Debian ships in C{package}; raise
+    (failing the test) with the command that installs it when it is missing.
+    """
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(
+            f"{name} is not installed; .ci/run installs it (apt-get install -y {package})"
+        )
+    return path

@@ -402,6 +402,42 @@ class LoginBansTests(SynchronousTestCase):
         self.bans.failed("192.0.2.1")
         self.assertTrue(self.bans.isBanned("192.0.2.1"))
 
+    def test_runningChecksCount(self) -> None:
+        """
+        Checks still running count towards the limit: with N-1 failures and
+        one check running, the address gets no further check; when that
+        check succeeds, it may try again.
+        """
+        for _ in range(2):
+            self.bans.failed("192.0.2.1", checked=False)
+        self.bans.checking("192.0.2.1")
+        self.assertTrue(self.bans.isBanned("192.0.2.1"))
+        self.assertFalse(self.bans.isBanned("192.0.2.2"))
+        self.bans.succeeded("192.0.2.1")
+        self.assertFalse(self.bans.isBanned("192.0.2.1"))
+
+    def test_oldFailuresForgotten(self) -> None:
+        """
+        Failures older than C{banTime} no longer count towards a ban.
+        """
+        for _ in range(2):
+            self.bans.failed("192.0.2.1", checked=False)
+        self.clock.advance(60)
+        self.bans.failed("192.0.2.1", checked=False)
+        self.assertFalse(self.bans.isBanned("192.0.2.1"))
+
+    def test_tableSwept(self) -> None:
+        """
+        Expired entries are dropped when the table grows past C{sweepAt}, so
+        many addresses cannot grow memory without bound.
+        """
+        self.bans.sweepAt = 10
+        for n in range(10):
+            self.bans.failed(f"192.0.2.{n}", checked=False)
+        self.clock.advance(61)
+        self.bans.failed("198.51.100.1", checked=False)
+        self.assertEqual(list(self.bans._failures), ["198.51.100.1"])
+
     def test_banExpires(self) -> None:
         """
         A ban lasts C{banTime} seconds: still banned just before, lifted at

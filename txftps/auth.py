@@ -206,42 +206,93 @@ class LoginBans:
     """
     Counts failed logins per address and bans an address for C{banTime}
     seconds after C{banAfter} failures.
+
+    Checks still running count too: an address with C{banAfter} failures and
+    running checks together gets no further check until one ends, so
+    parallel connections cannot guess more passwords than the ban allows.
+    Failures older than C{banTime} are forgotten.
     """
+
+    #: Expired entries are swept when the table grows past this many.
+    sweepAt = 10_000
 
     def __init__(self, clock: IReactorTime, banAfter: int = 10, banTime: float = 600) -> None:
         self._clock = clock
         self.banAfter = banAfter
         self.banTime = banTime
-        self._failures: dict[str, int] = {}
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._running: dict[str, int] = {}
         self._bannedUntil: dict[str, float] = {}
+
+    def _failureCount(self, host: str) -> int:
+        count, since = self._failures.get(host, (0, 0.0))
+        if count and self._clock.seconds() - since >= self.banTime:
+            del self._failures[host]
+            return 0
+        return count
 
     def isBanned(self, host: str) -> bool:
         """
-        Is C{host} banned now?
+        Is C{host} refused now (banned, or at its limit with checks running)?
         """
         until = self._bannedUntil.get(host)
-        if until is None:
-            return False
-        if self._clock.seconds() >= until:
+        if until is not None:
+            if self._clock.seconds() < until:
+                return True
             del self._bannedUntil[host]
+        if self.banAfter <= 0:
             return False
-        return True
+        return self._failureCount(host) + self._running.get(host, 0) >= self.banAfter
 
-    def failed(self, host: str) -> None:
+    def checking(self, host: str) -> None:
+        """
+        A password check for C{host} started; call L{failed} or L{succeeded}
+        when it ends.
+        """
+        self._running[host] = self._running.get(host, 0) + 1
+
+    def _checked(self, host: str) -> None:
+        left = self._running.get(host, 0) - 1
+        if left > 0:
+            self._running[host] = left
+        else:
+            self._running.pop(host, None)
+
+    def failed(self, host: str, checked: bool = True) -> None:
         """
         Record a failed login from C{host}.
+
+        @param checked: the failure ends a check announced with L{checking}.
         """
+        if checked:
+            self._checked(host)
         if self.banAfter <= 0:
             return
-        count = self._failures.get(host, 0) + 1
+        now = self._clock.seconds()
+        count = self._failureCount(host) + 1
         if count >= self.banAfter:
             self._failures.pop(host, None)
-            self._bannedUntil[host] = self._clock.seconds() + self.banTime
+            self._bannedUntil[host] = now + self.banTime
         else:
-            self._failures[host] = count
+            since = self._failures.get(host, (0, now))[1]
+            self._failures[host] = (count, since)
+        if len(self._failures) + len(self._bannedUntil) > self.sweepAt:
+            self._sweep(now)
 
-    def succeeded(self, host: str) -> None:
+    def succeeded(self, host: str, checked: bool = True) -> None:
         """
         Record a successful login from C{host}: its failures are forgotten.
         """
+        if checked:
+            self._checked(host)
         self._failures.pop(host, None)
+
+    def _sweep(self, now: float) -> None:
+        self._failures = {
+            host: (count, since)
+            for host, (count, since) in self._failures.items()
+            if now - since < self.banTime
+        }
+        self._bannedUntil = {
+            host: until for host, until in self._bannedUntil.items() if until > now
+        }

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -65,7 +67,11 @@ class _ClosingTLS(Protocol):
             except SSL.Error:
                 pass
             self._flush()
+            leftover = _unreadBytes(self._connection)
             self._cleared()
+            if leftover:
+                # Plaintext the client sent right behind its close_notify.
+                self._pi.dataReceived(leftover)
         except SSL.Error as e:
             _log.info("TLS error while clearing the control channel: {e}", e=e)
             self._done = True
@@ -73,6 +79,25 @@ class _ClosingTLS(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._pi.connectionLost(reason)
+
+
+def _unreadBytes(connection: SSL.Connection) -> bytes:
+    """
+    What is left in C{connection}'s incoming memory BIO after TLS ended: the
+    first plaintext bytes, if the client sent them in the same packet as its
+    close_notify. pyOpenSSL has no call for this; it uses the private BIO.
+    """
+    bio = getattr(connection, "_into_ssl", None)
+    if bio is None:
+        return b""
+    chunks = []
+    buffer = _ffi.new("char[]", 4096)
+    while True:
+        count = _lib.BIO_read(bio, buffer, 4096)
+        if count <= 0:
+            break
+        chunks.append(_ffi.buffer(buffer, count)[:])
+    return b"".join(chunks)
 
 
 def clearControlChannel(pi: Any) -> None:

@@ -78,6 +78,8 @@ def parseHtpasswd(content: bytes, name: str = "htpasswd file") -> dict[str, byte
                 " password hash; only bcrypt is accepted (htpasswd -B, or"
                 " python -m txftps.passwd)"
             )
+        if userName in users:
+            raise HtpasswdError(f"{name} line {number}: user {userName!r} appears twice")
         users[userName] = hashed
     return users
 
@@ -105,6 +107,7 @@ class HtpasswdChecker:
         self._users: dict[str, bytes] = {}
         self._dummy = b""
         self._dummyCost = -1
+        self._cost = 12
         self._load(strict=True)
 
     def _load(self, strict: bool) -> None:
@@ -126,11 +129,7 @@ class HtpasswdChecker:
             )
             return
         self._users = users
-        cost = max((_cost(h) for h in users.values()), default=12)
-        if cost != self._dummyCost:
-            # Checked for unknown users, so that they cost as much as known ones.
-            self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(cost))
-            self._dummyCost = cost
+        self._cost = max((_cost(h) for h in users.values()), default=12)
         if self._stamp is not None:
             _log.info("reloaded {path}: {count} users", path=self.path, count=len(users))
         self._stamp = stamp
@@ -141,6 +140,22 @@ class HtpasswdChecker:
         """
         self._load(strict=False)
         return sorted(self._users)
+
+    def _check(self, password: bytes, hashed: bytes | None) -> bool:
+        """
+        bcrypt, in a pool thread. An unknown user is checked against a dummy
+        hash of the file's highest cost, so that it costs as much as a known
+        one (the dummy is made here, off the reactor thread, when the cost
+        changes).
+        """
+        if hashed is not None:
+            return bool(bcrypt.checkpw(password, hashed))
+        cost = self._cost
+        if cost != self._dummyCost:
+            self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(cost))
+            self._dummyCost = cost
+        bcrypt.checkpw(password, self._dummy)
+        return False
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred[Any]:
         self._load(strict=False)
@@ -155,9 +170,9 @@ class HtpasswdChecker:
         d = threads.deferToThreadPool(
             self._reactor,
             self._reactor.getThreadPool(),
-            bcrypt.checkpw,
+            self._check,
             password,
-            hashed if hashed is not None else self._dummy,
+            hashed,
         )
 
         def checked(ok: bool) -> str:

@@ -476,7 +476,7 @@ class ProtocolInterpreter(LineReceiver):
             self.reply(331, "Password required.")
             return
         self._user = None
-        self._loggedIn(user, result)
+        self._loggedIn(user, result, checked=False)
         self.reply(232, "User logged in, authorized by the client certificate.")
 
     def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
@@ -502,6 +502,7 @@ class ProtocolInterpreter(LineReceiver):
         )
         result = None
         if ok:
+            bans.checking(self.peerHost)
             try:
                 result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
             except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
@@ -509,27 +510,29 @@ class ProtocolInterpreter(LineReceiver):
             except Exception:
                 _log.failure("login failed")
         if result is None:
-            await self._loginFailed(user, started)
+            await self._loginFailed(user, started, checked=ok)
             return
-        self._loggedIn(user, result)
+        self._loggedIn(user, result, checked=True)
         self.reply(230, "Login successful.")
 
-    def _loggedIn(self, user: str, result: tuple[Any, Any, Callable[[], None]]) -> None:
+    def _loggedIn(
+        self, user: str, result: tuple[Any, Any, Callable[[], None]], checked: bool
+    ) -> None:
         _, self.shell, self._logout = result
         self.state.loggedIn = True
         self._userName = user
         self.workingDirectory = []
-        self.factory.bans.succeeded(self.peerHost)
+        self.factory.bans.succeeded(self.peerHost, checked=checked)
         _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
 
-    async def _loginFailed(self, user: str, started: float) -> None:
+    async def _loginFailed(self, user: str, started: float, checked: bool) -> None:
         """
         Answer a failed login C{failedLoginDelay} seconds after the PASS
         arrived, however long the check took: known and unknown users, cheap
         and costly hashes, all look the same from outside.
         """
         self._failedLogins += 1
-        self.factory.bans.failed(self.peerHost)
+        self.factory.bans.failed(self.peerHost, checked=checked)
         _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
         delay = started + self.settings.failedLoginDelay - self.clock.seconds()
         if delay > 0:
@@ -546,7 +549,7 @@ class ProtocolInterpreter(LineReceiver):
             f"MLST {facts}" if feature.startswith("MLST ") else feature
             for feature in self.features
         ]
-        if self.settings.allowCCC:
+        if self.settings.allowCCC and not self.state.implicit:
             features.append("CCC")
         self.reply(211, "\n".join(["Features:", *features, "End"]))
 
@@ -649,8 +652,9 @@ class ProtocolInterpreter(LineReceiver):
         self._mlstFacts = MLST_FACTS
         if self.dataChannel is not None:
             self.dataChannel.reset()
-        # TLS stays on: a protected channel is never downgraded by REIN.
-        self.reply(220, "Session reinitialized; TLS is still on. Log in again.")
+        # A protected channel is never downgraded by REIN.
+        channel = "TLS is still on" if self.state.controlProtected else "the channel is clear"
+        self.reply(220, f"Session reinitialized; {channel}. Log in again.")
 
     def ftp_CCC(self, argument: str) -> None:
         if not self.state.controlProtected:

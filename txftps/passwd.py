@@ -35,7 +35,7 @@ def hashPassword(password: str, cost: int = COST) -> bytes:
     """
     Hash C{password} with bcrypt, in Apache's C{$2y$} form.
     """
-    hashed = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(cost))
+    hashed = bcrypt.hashpw(password.encode("utf-8", "surrogateescape"), bcrypt.gensalt(cost))
     return b"$2y$" + hashed[4:]
 
 
@@ -67,6 +67,18 @@ def _userOf(line: bytes) -> str | None:
     if not line or line.startswith(b"#"):
         return None
     return line.partition(b":")[0].decode("utf-8")
+
+
+def _writableName(user: str | None) -> bool:
+    if not user or user != user.strip() or user.startswith("#"):
+        return False
+    if any(c in user for c in ":/\\") or not all(c.isprintable() for c in user):
+        return False
+    try:
+        user.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _askPassword(fromStdin: bool) -> str:
@@ -108,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(user + "\n")
         return 0
     user = options.user
-    if not user or ":" in user or any(c in user for c in "/\\\0\n\r"):
-        raise SystemExit("txftps.passwd: give a user name without ':', '/', '\\' or NUL")
+    if not _writableName(user):
+        raise SystemExit(
+            "txftps.passwd: give a UTF-8 user name without ':', '/', '\\', NUL or"
+            " control characters, not starting with '#' and without spaces around it"
+        )
     present = [i for i, line in enumerate(lines) if _userOf(line) == user]
     if options.action == "add" and present:
         raise SystemExit(f"txftps.passwd: {user} already exists; use change")

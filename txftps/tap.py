@@ -223,6 +223,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(f"--client-cert {self['client-cert']} needs --client-ca")
         if self["cert-login"] and self["client-cert"] == "none":
             raise usage.UsageError("--cert-login needs --client-cert optional or required")
+        if self["cert-map"] is not None and not self["cert-login"]:
+            raise usage.UsageError("--cert-map needs --cert-login")
         try:
             self["tls"] = self._loadTLS()
             if self["client-cert"] != "none":
