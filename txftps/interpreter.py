@@ -236,8 +236,9 @@ class ProtocolInterpreter(LineReceiver):
 
     def _resetIdleTimer(self) -> None:
         if self._idleTimer is not None and self._idleTimer.active():
-            self._idleTimer.cancel()
-        self._idleTimer = self.clock.callLater(self.settings.idleTimeout, self._idleTimedOut)
+            self._idleTimer.reset(self.settings.idleTimeout)
+        else:
+            self._idleTimer = self.clock.callLater(self.settings.idleTimeout, self._idleTimedOut)
 
     def _idleTimedOut(self) -> None:
         self._idleTimer = None
