@@ -10,6 +10,7 @@ the test fail (L{requireProgram}), never skip.
 from __future__ import annotations
 
 import ftplib
+import hashlib
 import os
 import re
 import select
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 import trustme
+from twisted.trial import unittest
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,6 +40,79 @@ def requireProgram(name: str) -> str:
             f"{name} is not installed; .ci/run installs it (apt-get install -y {name})"
         )
     return path
+
+
+def writeFile(path: str, data: bytes) -> str:
+    """
+    Write C{data} to C{path}, creating its directory.
+
+    @return: C{path}.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def readFile(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def readTree(base: str) -> dict[str, bytes | None]:
+    """
+    Everything under C{base}: relative paths (with C{/}) to contents, C{None}
+    for directories.
+    """
+    tree: dict[str, bytes | None] = {}
+    for directory, dirnames, filenames in os.walk(base):
+        relativeDir = os.path.relpath(directory, base)
+        prefix = "" if relativeDir == "." else relativeDir.replace(os.sep, "/") + "/"
+        for name in dirnames:
+            tree[prefix + name] = None
+        for name in filenames:
+            tree[prefix + name] = readFile(os.path.join(directory, name))
+    return tree
+
+
+class ServerLogTestCase(unittest.TestCase):
+    """
+    A test case against a L{TwistdServer} whose failure messages stay short
+    (digests instead of whole contents) and end with the tail of the server's
+    log (L{serverLog}, which subclasses define).
+    """
+
+    def serverLog(self, tail: int = 4000) -> str:
+        raise NotImplementedError("the server log of this test case")
+
+    def assertSameBytes(self, actual: bytes, expected: bytes, what: str = "") -> None:
+        """
+        Compare byte strings, reporting lengths, digests and the first
+        difference instead of the whole content.
+        """
+        if actual == expected:
+            return
+        offset = next(
+            (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
+            min(len(actual), len(expected)),
+        )
+        self.fail(
+            f"{what}: got {len(actual)} bytes (sha256"
+            f" {hashlib.sha256(actual).hexdigest()[:16]}), expected {len(expected)}"
+            f" bytes (sha256 {hashlib.sha256(expected).hexdigest()[:16]});"
+            f" first difference at offset {offset}" + self.serverLog()
+        )
+
+    def assertSucceeded(self, result: subprocess.CompletedProcess[bytes], what: str) -> None:
+        """
+        A client program exited with 0; otherwise fail with its standard
+        error.
+        """
+        if result.returncode != 0:
+            self.fail(
+                f"{what}: exit status {result.returncode}\nstderr:"
+                f" {result.stderr.decode('utf-8', 'replace')[-3000:]}" + self.serverLog()
+            )
 
 
 class ThrowawayCA:
@@ -72,6 +147,40 @@ class ThrowawayCA:
         return context
 
 
+def twistdCommand(directory: str, implicit: str, *options: str) -> list[str]:
+    """
+    The command line of the real C{twistd -n ftps} under this Python: explicit
+    FTPS on a loopback port the system chooses, implicit FTPS on the endpoint
+    C{implicit} (or C{"none"}), then C{options}, then a data directory under
+    C{directory}. Append any further C{ftps} options.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "-n",
+        "--pidfile=",
+        "ftps",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--implicit",
+        implicit,
+        *options,
+        "--data-dir",
+        os.path.join(directory, "data"),
+    ]
+
+
+def twistdEnvironment() -> dict[str, str]:
+    """
+    The environment for L{twistdCommand}: this one, with the project first on
+    C{PYTHONPATH}.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
 class TwistdServer:
     """
     The real C{twistd -n ftps} in a subprocess, listening on loopback ports it
@@ -99,16 +208,8 @@ class TwistdServer:
         os.mkdir(self.home)
         self.ca = ca if ca is not None else ThrowawayCA(self.directory)
         self.logFile = os.path.join(self.directory, "twistd.log")
-        args = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "ftps",
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--implicit",
+        args = twistdCommand(
+            self.directory,
             "tcp:0:interface=127.0.0.1" if implicit else "none",
             "--root",
             self.root,
@@ -118,9 +219,7 @@ class TwistdServer:
             self.ca.certFile,
             "--key",
             self.ca.keyFile,
-            "--data-dir",
-            os.path.join(self.directory, "data"),
-        ]
+        )
         for name, password in (users or {}).items():
             args += ["--auth", f"memory:{name}:{password}"]
         if users and anonymous:
@@ -133,15 +232,13 @@ class TwistdServer:
         self._implicit = implicit
 
     def start(self, timeout: float = 20.0) -> TwistdServer:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self._log = open(self.logFile, "wb")
         self.process = subprocess.Popen(
             self.args,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=self.directory,
-            env=env,
+            env=twistdEnvironment(),
         )
         deadline = time.monotonic() + timeout
         pattern = re.compile(rb"(explicit|implicit) FTPS listening on \S+ port (\d+)")
@@ -977,26 +1074,10 @@ def refusedStart(*args: str, timeout: float = 20.0) -> str:
     @return: that line.
     """
     directory = tempfile.mkdtemp(prefix="txftps-refused-")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    command = [
-        sys.executable,
-        "-c",
-        "from twisted.scripts.twistd import run; run()",
-        "-n",
-        "--pidfile=",
-        "ftps",
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-        "--implicit",
-        "none",
-        "--data-dir",
-        os.path.join(directory, "data"),
-        *args,
-    ]
+    command = [*twistdCommand(directory, "none"), *args]
     try:
         result = subprocess.run(
-            command, capture_output=True, cwd=directory, env=env, timeout=timeout
+            command, capture_output=True, cwd=directory, env=twistdEnvironment(), timeout=timeout
         )
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"twistd ftps {' '.join(args)} kept running: {e.output!r}")

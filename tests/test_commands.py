@@ -15,34 +15,19 @@ from __future__ import annotations
 
 import calendar
 import ftplib
-import hashlib
 import io
 import os
 import re
 import socket
-import subprocess
-
-from twisted.trial import unittest
 
 from tests import support
+from tests.support import readFile, readTree, writeFile
 
 USER = "alice"
 PASSWORD = "secret"
 
 #: Prefix of the server's hidden in-progress and partial uploads.
 HIDDEN_PREFIX = ".txftps-upload-"
-
-
-def writeFile(path: str, data: bytes) -> str:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
-
-
-def readFile(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def sparseFile(path: str, size: int) -> str:
@@ -75,23 +60,7 @@ def replyBody(text: bytes) -> list[str]:
     return [line[1:] for line in body]
 
 
-def tree(base: str) -> dict[str, bytes | None]:
-    """
-    Everything under C{base}: relative paths to contents, C{None} for
-    directories.
-    """
-    result: dict[str, bytes | None] = {}
-    for directory, dirnames, filenames in os.walk(base):
-        relative = os.path.relpath(directory, base)
-        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        for name in dirnames:
-            result[prefix + name] = None
-        for name in filenames:
-            result[prefix + name] = readFile(os.path.join(directory, name))
-    return result
-
-
-class CommandTestCase(unittest.TestCase):
+class CommandTestCase(support.ServerLogTestCase):
     """
     Starts a server with user C{alice} (and anonymous access to the root)
     for each test; C{alice}'s home exists before the first login.
@@ -157,31 +126,6 @@ class CommandTestCase(unittest.TestCase):
         if reply[0] != code:
             self.fail(f"{what}: expected {code}, got {reply[1]!r}" + self.serverLog())
         return reply[1]
-
-    def assertSameBytes(self, actual: bytes, expected: bytes, what: str = "") -> None:
-        """
-        Compare byte strings, reporting lengths, digests and the first
-        difference instead of the whole content.
-        """
-        if actual == expected:
-            return
-        offset = next(
-            (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
-            min(len(actual), len(expected)),
-        )
-        self.fail(
-            f"{what}: got {len(actual)} bytes (sha256"
-            f" {hashlib.sha256(actual).hexdigest()[:16]}), expected {len(expected)}"
-            f" bytes (sha256 {hashlib.sha256(expected).hexdigest()[:16]});"
-            f" first difference at offset {offset}" + self.serverLog()
-        )
-
-    def assertSucceeded(self, result: subprocess.CompletedProcess[bytes], what: str) -> None:
-        if result.returncode != 0:
-            self.fail(
-                f"{what}: exit status {result.returncode}\nstderr:"
-                f" {result.stderr.decode('utf-8', 'replace')[-3000:]}" + self.serverLog()
-            )
 
     def visibleNames(self, directory: str | None = None) -> list[str]:
         """
@@ -1107,7 +1051,7 @@ class InteropTests(CommandTestCase):
         target = os.path.join(self.local, "down")
         result = support.lftp(self.server, f"mirror tree {target}", user=f"{USER},{PASSWORD}")
         self.assertSucceeded(result, "lftp mirror")
-        self.assertEqual(tree(target), self.TREE)
+        self.assertEqual(readTree(target), self.TREE)
         log = self.server.log()
         self.assertIn("<- MLSD", log)
         self.assertNotIn("<- LIST", log)
@@ -1129,10 +1073,10 @@ class InteropTests(CommandTestCase):
         result = support.lftp(self.server, f"mirror -R {source} up", user=login)
         self.assertSucceeded(result, "lftp mirror -R")
         remote = os.path.join(self.home, "up")
-        self.assertEqual(tree(remote), self.TREE)
+        self.assertEqual(readTree(remote), self.TREE)
         back = os.path.join(self.local, "back")
         self.assertSucceeded(support.lftp(self.server, f"mirror up {back}", user=login), "mirror")
-        self.assertEqual(tree(back), self.TREE)
+        self.assertEqual(readTree(back), self.TREE)
 
     def test_curlCreateDirs(self) -> None:
         """

@@ -19,9 +19,8 @@ import ssl
 import subprocess
 from typing import Any
 
-from twisted.trial import unittest
-
 from tests import support
+from tests.support import readFile, readTree, writeFile
 
 USER = "alice"
 PASSWORD = "secret"
@@ -32,18 +31,6 @@ def randomBytes(size: int) -> bytes:
     C{size} random bytes: content no transfer can get right by accident.
     """
     return os.urandom(size)
-
-
-def writeFile(path: str, data: bytes) -> str:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
-
-
-def readFile(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def writeTree(base: str, files: dict[str, bytes | None]) -> None:
@@ -58,21 +45,6 @@ def writeTree(base: str, files: dict[str, bytes | None]) -> None:
             os.makedirs(path, exist_ok=True)
         else:
             writeFile(path, data)
-
-
-def readTree(base: str) -> dict[str, bytes | None]:
-    """
-    Everything under C{base}, in the form L{writeTree} takes.
-    """
-    tree: dict[str, bytes | None] = {}
-    for directory, dirnames, filenames in os.walk(base):
-        relativeDir = os.path.relpath(directory, base)
-        prefix = "" if relativeDir == "." else relativeDir.replace(os.sep, "/") + "/"
-        for name in dirnames:
-            tree[prefix + name] = None
-        for name in filenames:
-            tree[prefix + name] = readFile(os.path.join(directory, name))
-    return tree
 
 
 def describeTree(tree: dict[str, bytes | None]) -> dict[str, str]:
@@ -98,7 +70,7 @@ def finalReply(client: ftplib.FTP) -> str:
         return str(e)
 
 
-class InteropTestCase(unittest.TestCase):
+class InteropTestCase(support.ServerLogTestCase):
     """
     Starts a server with user C{alice} (and anonymous access to the root) for
     each test, and offers byte comparisons that keep failure messages short.
@@ -120,24 +92,6 @@ class InteropTestCase(unittest.TestCase):
     def serverLog(self, tail: int = 6000) -> str:
         return "\n--- server log (tail) ---\n" + self.server.log()[-tail:]
 
-    def assertSameBytes(self, actual: bytes, expected: bytes, what: str = "") -> None:
-        """
-        Compare two byte strings, reporting lengths, digests and the first
-        difference instead of the whole content.
-        """
-        if actual == expected:
-            return
-        offset = next(
-            (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
-            min(len(actual), len(expected)),
-        )
-        self.fail(
-            f"{what}: got {len(actual)} bytes (sha256"
-            f" {hashlib.sha256(actual).hexdigest()[:16]}), expected {len(expected)}"
-            f" bytes (sha256 {hashlib.sha256(expected).hexdigest()[:16]});"
-            f" first difference at offset {offset}" + self.serverLog()
-        )
-
     def assertSameTree(
         self, actual: dict[str, bytes | None], expected: dict[str, bytes | None], what: str
     ) -> None:
@@ -145,13 +99,6 @@ class InteropTestCase(unittest.TestCase):
             self.fail(
                 f"{what}: trees differ\n got:      {describeTree(actual)}\n"
                 f" expected: {describeTree(expected)}" + self.serverLog()
-            )
-
-    def assertSucceeded(self, result: subprocess.CompletedProcess[bytes], what: str) -> None:
-        if result.returncode != 0:
-            self.fail(
-                f"{what}: exit status {result.returncode}\nstderr:"
-                f" {result.stderr.decode('utf-8', 'replace')[-3000:]}" + self.serverLog()
             )
 
 

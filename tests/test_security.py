@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -28,6 +27,7 @@ from twisted.trial import unittest
 
 import txftps.server
 from tests import support
+from tests.support import PeerClosed, readUntilClosed
 from txftps.policy import TRANSFER_COMMANDS
 from txftps.storage import TEMPORARY_PREFIX
 
@@ -51,37 +51,7 @@ TRANSFER_PATH_COMMANDS = ("RETR", "LIST", "NLST", "MLSD", "STOR", "APPE", "STOU"
 SECRET = b"TOP-SECRET-FILE-CONTENT\n" * 512
 
 
-class PeerClosed(AssertionError):
-    """
-    The server closed the control connection while a reply was expected.
-    """
-
-
 # raw socket helpers
-
-
-def readUntilClosed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
-    """
-    Read raw bytes until the peer closes (FIN or RST) or C{timeout} passes.
-
-    @return: the bytes, and whether the peer closed the connection.
-    """
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return data, False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            return data, False
-        except ConnectionError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
 
 
 def sendIgnoringClose(sock: socket.socket, data: bytes) -> None:
@@ -229,12 +199,11 @@ class BIOClient:
         self.flush()
 
 
-class Control:
+class Control(support.ControlConnection):
     """
-    A raw FTP control connection, explicit (plain until L{auth}) or implicit.
-
-    @ivar sock: the socket (an C{ssl.SSLSocket} once TLS is on).
-    @ivar greeting: the 220 reply.
+    A L{support.ControlConnection} that insists on a 220 greeting and on
+    nothing after the 234 of C{AUTH TLS}, and runs whole transfers
+    (L{transfer}).
     """
 
     def __init__(
@@ -244,92 +213,9 @@ class Control:
         implicit: bool = False,
         timeout: float = 5.0,
     ) -> None:
-        self.server = server
-        self.context = context if context is not None else clientContext(server)
-        port = server.implicitPort if implicit else server.explicitPort
-        self.raw = socket.create_connection((HOST, port), timeout=timeout)
-        self.sock: socket.socket = self.raw
-        self.buffer = b""
-        self.protected = False
-        if implicit:
-            self.sock = self.context.wrap_socket(self.raw, server_hostname=HOST)
-            self.protected = True
-        self.greeting = self.reply()
+        super().__init__(server, implicit=implicit, context=context, timeout=timeout)
         if self.greeting[0] != 220:
             raise AssertionError(f"no 220 greeting: {self.greeting!r}")
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    # replies
-
-    def _parse(self) -> tuple[int, bytes] | None:
-        end = 0
-        first: bytes | None = None
-        while True:
-            index = self.buffer.find(b"\n", end)
-            if index < 0:
-                return None
-            line = self.buffer[end:index].rstrip(b"\r")
-            end = index + 1
-            if first is None:
-                first = line
-                if len(line) < 4 or not line[:3].isdigit() or line[3:4] not in b" -":
-                    raise AssertionError(f"malformed reply line {line!r}")
-                if line[3:4] == b" ":
-                    break
-            elif line[:3] == first[:3] and line[3:4] == b" ":
-                break
-        text = self.buffer[:end]
-        self.buffer = self.buffer[end:]
-        return int(first[:3]), text
-
-    def reply(self, timeout: float = 5.0) -> tuple[int, bytes]:
-        """
-        The next complete reply: C{(code, full text)}.
-        """
-        self.sock.settimeout(timeout)
-        while True:
-            parsed = self._parse()
-            if parsed is not None:
-                return parsed
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise PeerClosed(f"connection closed; unparsed {self.buffer!r}")
-            self.buffer += chunk
-
-    def finalReply(self, timeout: float = 5.0) -> tuple[list[int], tuple[int, bytes]]:
-        """
-        Read replies until one that is not preliminary (1xx).
-
-        @return: the preliminary codes, and the final reply.
-        """
-        preliminary = []
-        while True:
-            code, text = self.reply(timeout)
-            if code >= 200:
-                return preliminary, (code, text)
-            preliminary.append(code)
-
-    def send(self, line: bytes | str) -> None:
-        if isinstance(line, str):
-            line = line.encode("utf-8")
-        self.sock.sendall(line + b"\r\n")
-
-    def command(self, line: bytes | str, timeout: float = 5.0) -> tuple[int, bytes]:
-        self.send(line)
-        return self.reply(timeout)
-
-    def expect(self, line: bytes | str, code: int) -> bytes:
-        got, text = self.command(line)
-        if got != code:
-            raise AssertionError(f"{line!r}: expected {code}, got {text!r}")
-        return text
-
-    # session set-up
 
     def auth(self) -> None:
         self.expect("AUTH TLS", 234)
@@ -337,28 +223,7 @@ class Control:
         self.sock = self.context.wrap_socket(self.raw, server_hostname=HOST)
         self.protected = True
 
-    def login(self, user: str, password: str) -> None:
-        self.expect(f"USER {user}", 331)
-        self.expect(f"PASS {password}", 230)
-
-    def protect(self) -> None:
-        self.expect("PBSZ 0", 200)
-        self.expect("PROT P", 200)
-
     # data connections
-
-    def epsv(self) -> int:
-        text = self.expect("EPSV", 229)
-        match = re.search(rb"\(\|\|\|(\d+)\|\)", text)
-        assert match is not None, text
-        return int(match.group(1))
-
-    def pasv(self) -> int:
-        text = self.expect("PASV", 227)
-        match = re.search(rb"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", text)
-        assert match is not None, text
-        numbers = [int(n) for n in match.groups()]
-        return numbers[4] * 256 + numbers[5]
 
     def dataSocket(self, port: int, source: str | None = None) -> socket.socket:
         return socket.create_connection(
