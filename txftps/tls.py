@@ -25,6 +25,7 @@ import datetime
 import ipaddress
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -215,6 +216,14 @@ class ServerTLS:
             generated = True
         return cls.fromFiles(certPath, keyPath), generated
 
+    @cached_property
+    def _openSSLChain(self) -> list[X509]:
+        """
+        The chain as pyOpenSSL objects, converted once (every connection
+        needs them).
+        """
+        return [X509.from_cryptography(c) for c in self.chain]
+
     @property
     def fingerprint(self) -> str:
         """
@@ -232,10 +241,11 @@ class ServerTLS:
             here, so it is ready before any connection uses it.
         """
         verify = self.clientCertificates != "none" and bool(self.clientCAs)
+        leaf, *extra = self._openSSLChain
         options = CertificateOptions(
             privateKey=self.key,
-            certificate=X509.from_cryptography(self.chain[0]),
-            extraCertChain=[X509.from_cryptography(c) for c in self.chain[1:]],
+            certificate=leaf,
+            extraCertChain=extra,
             enableSessions=True,
             enableSessionTickets=True,
             raiseMinimumTo=TLSVersion.TLSv1_2,
