@@ -174,6 +174,30 @@ class CCCTests(CCCTestCase):
         control.expect("NOOP", 200)
         control.expect("SIZE f.bin", 213)
 
+    def test_serverStartsShutdown(self) -> None:
+        """
+        SECURITY 8: a client that waits for the server to end TLS after the
+        200 (curl's default CCC mode, and ProFTPD's order) gets the server's
+        close_notify, does not answer it, and talks plaintext on the same TCP
+        connection: PWD gets 257 in clear bytes.
+        """
+        control = self.session()
+        self.assertEqual(control.command("CCC")[0], 200, self.serverLog())
+        control.sock.settimeout(5)
+        self.assertEqual(control.sock.recv(4096), b"", "expected the server's close_notify")
+        plain = socket.socket(fileno=os.dup(control.sock.fileno()))
+        self.addCleanup(plain.close)
+        plain.settimeout(5)
+        plain.sendall(b"PWD\r\n")
+        raw = b""
+        while not raw.endswith(b"\r\n"):
+            chunk = plain.recv(4096)
+            if not chunk:
+                break
+            raw += chunk
+        self.assertTrue(raw.startswith(b'257 "/"'), raw[:40] + self.serverLog().encode())
+        self.assertIn("in plaintext after CCC", self.server.log())
+
     def test_protectionCommandsRefused(self) -> None:
         """
         SECURITY 8: after CCC, AUTH TLS, AUTH SSL, PBSZ 0, PROT C, PROT P and

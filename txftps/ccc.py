@@ -4,9 +4,8 @@ CCC (RFC 4217 section 5): return a control connection from TLS to plaintext.
 
 Twisted's TLS layer can start TLS on a connection but not stop it. After the
 C{200} reply to C{CCC}, L{clearControlChannel} puts a small protocol in place
-of the connection's TLS layer that reads the client's TLS records until the
-client's close_notify arrives (the client starts the shutdown, RFC 4217
-section 6), answers with our close_notify, and gives the raw connection back
+of the connection's TLS layer that ends the TLS session, whichever side
+clients expect to start the shutdown, and then gives the raw connection back
 to the protocol interpreter in plaintext.
 
 Only explicit FTPS connections use it, and only when the operator allows CCC
@@ -32,10 +31,27 @@ __all__ = ["clearControlChannel"]
 _log = Logger()
 
 
+#: First bytes of TLS records (change_cipher_spec, alert, handshake,
+#: application_data, heartbeat); a plaintext FTP command starts with a letter.
+_TLS_RECORD_TYPES = frozenset(range(0x14, 0x19))
+
+
 class _ClosingTLS(Protocol):
     """
-    Stands in for the TLS layer until the client's close_notify arrives.
+    Stands in for the TLS layer while the TLS session ends after C{CCC}.
+
+    Clients end it in two ways. Some (lftp) send their close_notify right
+    after the 200 and wait for ours: we answer it. Others (curl's default)
+    wait for the server's close_notify and then talk plaintext without
+    answering: if the client's close_notify has not come within
+    C{serverFirstAfter} seconds we send ours, and the first byte that cannot
+    start a TLS record is the plaintext that follows.
+
+    @cvar serverFirstAfter: seconds to wait for the client's close_notify
+        before sending ours first.
     """
+
+    serverFirstAfter = 0.3
 
     def __init__(
         self,
@@ -49,9 +65,39 @@ class _ClosingTLS(Protocol):
         self._pi = pi
         self._cleared = cleared
         self._done = False
+        self._sentOurs = False
+        self._timer: Any = None
+
+    def connectionMade(self) -> None:
+        self._timer = self._pi.clock.callLater(self.serverFirstAfter, self._sendOurs)
+
+    def _sendOurs(self) -> None:
+        self._timer = None
+        if self._done or self._sentOurs:
+            return
+        self._sentOurs = True
+        try:
+            self._connection.shutdown()
+        except SSL.Error:
+            pass
+        self._flush()
+
+    def _finish(self, leftover: bytes) -> None:
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._cleared()
+        if leftover:
+            self._pi.dataReceived(leftover)
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
+            return
+        if data[0] not in _TLS_RECORD_TYPES:
+            # The client has moved on to plaintext without a close_notify of
+            # its own (it waited for ours, or skipped the TLS shutdown).
+            self._finish(data)
             return
         self._connection.bio_write(data)
         try:
@@ -61,23 +107,17 @@ class _ClosingTLS(Protocol):
         except SSL.WantReadError:
             return
         except SSL.ZeroReturnError:
-            self._done = True
-            try:
-                self._connection.shutdown()
-            except SSL.Error:
-                pass
-            self._flush()
-            leftover = _unreadBytes(self._connection)
-            self._cleared()
-            if leftover:
-                # Plaintext the client sent right behind its close_notify.
-                self._pi.dataReceived(leftover)
+            self._sendOurs()
+            # Plaintext the client sent right behind its close_notify.
+            self._finish(_unreadBytes(self._connection))
         except SSL.Error as e:
             _log.info("TLS error while clearing the control channel: {e}", e=e)
             self._done = True
             self.transport.abortConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
         self._pi.connectionLost(reason)
 
 
@@ -102,9 +142,9 @@ def _unreadBytes(connection: SSL.Connection) -> bytes:
 
 def clearControlChannel(pi: Any) -> None:
     """
-    Wait for the client's close_notify on C{pi}'s control connection, answer
-    it, and give the connection back to C{pi} in plaintext. Call it right
-    after writing the C{200} reply to C{CCC}.
+    End the TLS session on C{pi}'s control connection (see L{_ClosingTLS} for
+    who sends close_notify first) and give the connection back to C{pi} in
+    plaintext. Call it right after writing the C{200} reply to C{CCC}.
 
     @param pi: the protocol interpreter; its C{transport} is a TCP transport
         on which C{startTLS} was called.
