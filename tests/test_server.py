@@ -9,6 +9,7 @@ the handshake.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from typing import Any
@@ -1080,6 +1081,35 @@ class TimeoutAndLineTests(ServerTestCase):
         self.clock.advance(10)
         self.assertEqual(finalCodes(session.replies()), [421])
         self.assertTrue(session.closed)
+
+    def test_refusedDownloadClosesFile(self) -> None:
+        """
+        A RETR whose data connection never comes (425 at the data timeout)
+        closes the file it opened at once, not when the garbage collector
+        gets to it (collection is off here to show the difference).
+        """
+        gc.disable()
+        self.addCleanup(gc.enable)
+        session = self.loggedIn(factory=self.factory(settings=self.settings(dataTimeout=5)))
+        target = self.aliceHome.child("f")
+        target.setContent(b"data")
+
+        def openCount() -> int:
+            count = 0
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if os.readlink(f"/proc/self/fd/{fd}") == target.path:
+                        count += 1
+                except OSError:
+                    pass
+            return count
+
+        session.codes("PASV")
+        self.assertEqual(session.codes("RETR f"), [150])
+        self.assertEqual(openCount(), 1)
+        self.clock.advance(5)
+        self.assertEqual(finalCodes(session.replies()), [425])
+        self.assertEqual(openCount(), 0)
 
     def test_idleTimeoutSparesPendingTransfer(self) -> None:
         """

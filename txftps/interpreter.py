@@ -255,6 +255,10 @@ class ProtocolInterpreter(LineReceiver):
         sends it is cut off after C{closeGrace} seconds.
         """
         self._closing = True
+        if self.dataChannel is not None:
+            # A closing session holds no listener or data connection, even
+            # while its TLS shutdown is still running.
+            self.dataChannel.reset()
         self.transport.loseConnection()
         if self._abortTimer is None:
             self._abortTimer = self.clock.callLater(self.closeGrace, self._abortClose)

@@ -60,8 +60,19 @@ class _ChunkedFileSender(FileSender):
 
 @implementer(IReadFile)
 class _FileReader:
+    """
+    A download from an open file; the file is closed when the send ends, or
+    by L{close} when the transfer fails before it started.
+    """
+
     def __init__(self, fObj: IO[bytes]) -> None:
         self._fObj = fObj
+
+    def close(self) -> None:
+        """
+        Close the file now (idempotent).
+        """
+        self._fObj.close()
 
     def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[Any]:
         d = _ChunkedFileSender().beginFileTransfer(self._fObj, consumer)  # type: ignore[no-untyped-call]

@@ -244,7 +244,17 @@ class TransferCommands(ProtocolInterpreter):
         args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
 
         def opened(readFile: Any) -> None:
-            self._startTransfer(lambda connection: connection.sendFile(readFile))
+            def failed() -> None:
+                # A transfer that failed before the send started (no data
+                # connection, refused by the gate) must not keep the file
+                # open until the garbage collector finds it.
+                close = getattr(readFile, "close", None)
+                if close is not None:
+                    close()
+
+            self._startTransfer(
+                lambda connection: connection.sendFile(readFile), onFailure=failed
+            )
 
         return self._shellCall("openForReading", *args).addCallback(opened)
 
