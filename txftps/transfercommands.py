@@ -252,9 +252,7 @@ class TransferCommands(ProtocolInterpreter):
                 if close is not None:
                     close()
 
-            self._startTransfer(
-                lambda connection: connection.sendFile(readFile), onFailure=failed
-            )
+            self._startTransfer(lambda connection: connection.sendFile(readFile), onFailure=failed)
 
         return self._shellCall("openForReading", *args).addCallback(opened)
 
