@@ -399,20 +399,24 @@ class GreetingAndLoginTests(ServerTestCase):
     def test_bannedAddressCannotLogIn(self) -> None:
         """
         After C{banAfter} failures from one address, even the right password
-        from that address gets 530 (without asking the checker); another
-        address still logs in.
+        from that address gets 530 (without asking the checker) in a session
+        opened before the ban; a new connection from it gets 421 and is
+        closed at once; another address still logs in.
         """
         bans = LoginBans(self.clock, banAfter=2, banTime=60)
         factory = self.factory(bans=bans)
         session = self.connect(factory)
+        again = self.connect(factory)
         for _attempt in range(2):
             session.codes("USER alice")
             self.assertEqual(session.codes("PASS wrong"), [530])
         calls = len(self.passwords.calls)
-        again = self.connect(factory)
         again.codes("USER alice")
         self.assertEqual(again.codes("PASS secret"), [530])
         self.assertEqual(len(self.passwords.calls), calls)
+        refused = self.connect(factory, greeting=False)
+        self.assertEqual(finalCodes(refused.replies()), [421])
+        self.assertTrue(refused.closed)
         other = self.connect(factory, peer="127.0.0.2")
         other.codes("USER alice")
         self.assertEqual(other.codes("PASS secret"), [230])

@@ -190,6 +190,15 @@ class ProtocolInterpreter(LineReceiver):
         if setNoDelay is not None:
             # Replies are small and answered at once: no Nagle delay.
             setNoDelay(True)
+        if self.factory.bans.refusesConnections(self.peerHost):
+            # Refused at the door: no greeting beyond the 421, and no TLS
+            # handshake for an attacker to spend our CPU on.
+            _log.info("refused {host}: banned after failed logins", host=self.peerHost)
+            if not self.factory.implicit:
+                self.reply(421, "Too many failed logins from your address; try again later.")
+            self.transport.loseConnection()
+            self._closing = True
+            return
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
             if not self.factory.implicit:
