@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
+from txftps._logging import installObserver, placeServerFiles
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
 from txftps.certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
 from txftps.datachannel import PassivePortRange
@@ -233,6 +234,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 )
         except CertificateError as e:
             raise usage.UsageError(str(e))
+        self["server-files-moved"] = []
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            # Run by twistd: keep its pid file and log out of what we serve,
+            # and keep Twisted's per-listener lines out of the log.
+            served = [os.path.abspath(self[name] or ".") for name in ("root", "home")]
+            dataDirectory = self["data-dir"] or defaultDataDirectory()
+            try:
+                self["server-files-moved"] = placeServerFiles(parent, served, dataDirectory)
+            except OSError as e:
+                raise usage.UsageError(f"cannot use data directory {dataDirectory}: {e}")
+            installObserver(parent)
         self["cert-mapping"] = None
         if self["cert-map"] is not None:
             try:
@@ -338,4 +351,6 @@ def makeService(options: Options) -> service.MultiService:
         implicit=", ".join(options["implicit"]) or "none",
     )
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    for moved in options["server-files-moved"]:
+        _log.info("txftps: {moved}, outside the served tree", moved=moved)
     return top
