@@ -32,8 +32,11 @@ from twisted.logger import (
     ILogFilterPredicate,
     ILogObserver,
     LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
     PredicateResult,
     formatEvent,
+    jsonFileLogObserver,
     textFileLogObserver,
 )
 from twisted.python import logfile
@@ -94,12 +97,30 @@ class QuietPortsFilter:
         return PredicateResult.maybe  # type: ignore[no-any-return]
 
 
-def observerFactory(twistdOptions: Any) -> Callable[[], ILogObserver]:
+#: The values of C{--log-level}, and the L{LogLevel} each lets through.
+LOG_LEVELS = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "error": LogLevel.error,
+}
+
+#: The values of C{--log-format}.
+LOG_FORMATS = ("text", "json")
+
+
+def observerFactory(
+    twistdOptions: Any, logFormat: str = "text", logLevel: str = "info"
+) -> Callable[[], ILogObserver]:
     """
     A log observer factory for twistd's C{logger} option: what twistd would
     have built from C{twistdOptions} (standard output with C{-n} and no
-    C{--logfile}, else a L{logfile.LogFile} reopened on C{SIGUSR1}), behind a
-    L{QuietPortsFilter}.
+    C{--logfile}, else a L{logfile.LogFile} reopened on C{SIGUSR1}), writing
+    text or JSON lines (one object per event), behind a L{QuietPortsFilter}
+    and a filter that drops events below C{logLevel}.
+
+    @param logFormat: C{"text"} or C{"json"}.
+    @param logLevel: a key of L{LOG_LEVELS}.
     """
 
     def make() -> ILogObserver:
@@ -116,15 +137,36 @@ def observerFactory(twistdOptions: Any) -> Callable[[], ILogObserver]:
                     reactor.callFromThread(output.rotate)  # type: ignore[attr-defined]
 
                 signal.signal(signal.SIGUSR1, rotate)
-        return FilteringLogObserver(textFileLogObserver(output), [QuietPortsFilter()])
+        if logFormat == "json":
+            observer: ILogObserver = _FormattedText(
+                jsonFileLogObserver(output, recordSeparator="")
+            )
+        else:
+            observer = textFileLogObserver(output)
+        level = LogLevelFilterPredicate(defaultLogLevel=LOG_LEVELS[logLevel])
+        return FilteringLogObserver(observer, [QuietPortsFilter(), level])
 
     return make
 
 
-#: twistd's options, for L{twistdObserver}: twistd resolves its C{logger}
-#: option by name and calls it with no arguments, so the one observer of the
-#: process finds its settings here. Set once, by L{installObserver}.
-_twistdOptions: list[Any] = []
+@implementer(ILogObserver)
+class _FormattedText:
+    """
+    Adds the event's formatted message as C{text}, so that a JSON line can
+    be read by people and by tools that do not know Twisted's formats.
+    """
+
+    def __init__(self, observer: ILogObserver) -> None:
+        self._observer = observer
+
+    def __call__(self, event: LogEvent) -> None:
+        self._observer(dict(event, text=formatEvent(event)))
+
+
+#: What L{twistdObserver} builds: twistd resolves its C{logger} option by
+#: name and calls it with no arguments, so the one observer of the process
+#: finds its settings here. Set once, by L{installObserver}.
+_installed: list[Callable[[], ILogObserver]] = []
 
 
 def twistdObserver() -> ILogObserver:
@@ -132,10 +174,10 @@ def twistdObserver() -> ILogObserver:
     The log observer twistd builds for C{twistd ftps}, through its C{logger}
     option (see L{installObserver}).
     """
-    return observerFactory(_twistdOptions[-1] if _twistdOptions else {})()
+    return (_installed[-1] if _installed else observerFactory({"nodaemon": True}))()
 
 
-def installObserver(twistdOptions: Any) -> bool:
+def installObserver(twistdOptions: Any, logFormat: str = "text", logLevel: str = "info") -> bool:
     """
     Make twistd log through L{observerFactory}, unless the operator chose a
     C{--logger} or C{--syslog}.
@@ -144,6 +186,6 @@ def installObserver(twistdOptions: Any) -> bool:
     """
     if twistdOptions.get("logger") or twistdOptions.get("syslog"):
         return False
-    _twistdOptions[:] = [twistdOptions]
+    _installed[:] = [observerFactory(twistdOptions, logFormat, logLevel)]
     twistdOptions["logger"] = f"{__name__}.twistdObserver"
     return True
