@@ -9,6 +9,7 @@ the handshake.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import re
@@ -30,6 +31,7 @@ from zope.interface import implementer
 
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
 from txftps.datachannel import PassivePortRange
+from txftps.errors import ErrorReplies
 from txftps.policy import SessionPolicy
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
 from txftps.tls import ServerTLS
@@ -605,6 +607,26 @@ class FilesystemTests(ServerTestCase):
         self.assertEqual(session.codes("RMD newdir"), [250])
         self.assertFalse(self.aliceHome.child("newdir").exists())
         self.assertEqual(session.codes("RMD newdir"), [550])
+
+    def test_errorRepliesFromTheClass(self) -> None:
+        """
+        A protocol subclass with its own C{errorReplies} changes the reply
+        of a failure (RMD of a directory that is not empty) for its server
+        only; the default is 550 "Directory not empty.".
+        """
+
+        class Replies(ErrorReplies):
+            byErrno = {**ErrorReplies.byErrno, errno.ENOTEMPTY: (550, "Still has files.")}
+
+        class Protocol(FTPSProtocol):
+            errorReplies = Replies()
+
+        self.aliceHome.child("full").makedirs()
+        self.aliceHome.child("full").child("f").setContent(b"f")
+        self.assertEqual(self.loggedIn().send("RMD full"), ["550 Directory not empty."])
+        factory = self.factory()
+        factory.protocol = Protocol
+        self.assertEqual(self.loggedIn(factory=factory).send("RMD full"), ["550 Still has files."])
 
     def test_dele(self) -> None:
         """

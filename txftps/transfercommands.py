@@ -266,6 +266,7 @@ class TransferCommands(ProtocolInterpreter):
     ) -> defer.Deferred[None]:
         if options and not self._resumable():
             raise FTPReplyError(504, f"{command} is not supported by this storage.")
+        self._newName(segments)
 
         def opened(writeFile: Any) -> None:
             async def receive(connection: DataConnection) -> None:
