@@ -11,11 +11,12 @@ session (L{sessionReused}) can only have come from the client that holds the
 control connection's session: another control connection's context has other
 ticket keys and another session-ID context.
 
-ALPN: every such context selects C{ftp} for a client that offers it (FileZilla
-does, on control and data connections), refuses a client that offers ALPN
-without C{ftp} with a C{no_application_protocol} alert (the ALPACA defence:
-a client that came to speak HTTP or SMTP is not let into an FTP session), and
-serves a client that offers no ALPN as if ALPN did not exist (L{selectALPN}).
+ALPN, on control and data connections alike: every such context selects
+C{ftp} for a client that offers it (FileZilla does), refuses a client that
+offers ALPN without C{ftp} with a C{no_application_protocol} alert (the ALPACA
+defence: a client that came to speak HTTP or SMTP is not let into an FTP
+session), and serves a client that offers no ALPN as if ALPN did not exist
+(L{selectALPN}).
 
 Usage::
 
