@@ -365,3 +365,22 @@ class DataTLSTests(SynchronousTestCase):
         _handshake(server, self._client(SSL.TLS1_3_VERSION, session))
         self.assertEqual(server.tls.version, "TLSv1.3")
         self.assertIs(server.tls.resumed, True)
+
+    def test_handshakeFailureSendsAlert(self) -> None:
+        """
+        A failed handshake (here a client offering ALPN without C{ftp}) raises
+        C{SSL.Error} only after writing the server's alert, so that the
+        client learns why (C{no_application_protocol}) instead of seeing a
+        bare close; the gate callback never runs.
+        """
+        clientContext = memoryClientContext()
+        clientContext.set_alpn_protos([b"http/1.1"])
+        client = memoryClient(clientContext)
+        server = _Server(self.context)
+        self.assertFalse(stepTLS(client))
+        self.assertRaises(SSL.Error, server.receive, drainBIO(client))
+        self.assertFalse(server.tls.handshakeDone)
+        self.assertEqual(server.events, [])
+        client.bio_write(server.takeWritten())
+        error = self.assertRaises(SSL.Error, client.do_handshake)
+        self.assertIn("no application protocol", str(error))

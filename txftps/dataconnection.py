@@ -68,6 +68,8 @@ class DataConnection(Protocol):
         self._sending = False
         self._finishing = False
         self._lost = False
+        # A failed handshake left its alert to deliver: close, never abort.
+        self._alertPending = False
         self._stallTimer: interfaces.IDelayedCall | None = None
         self.bytesReceived = 0
         self.bytesSent = 0
@@ -119,10 +121,14 @@ class DataConnection(Protocol):
             except SSL.Error as e:
                 _log.info("data connection TLS failure: {error}", error=e)
                 if not self.tls.handshakeDone:
+                    # The handshake's alert tells the client why (for
+                    # instance no_application_protocol): a clean close
+                    # delivers it, an abort would drop it.
+                    self._alertPending = True
                     self._channel._refuse(
                         DataChannelRefused(522, "Data connection TLS handshake failed.")
                     )
-                self.transport.abortConnection()
+                self.abort()
                 return
         self._activity()
         if data:
@@ -275,7 +281,12 @@ class DataConnection(Protocol):
 
     def abort(self) -> None:
         """
-        Drop the connection now, without a close_notify.
+        Drop the connection now, without a close_notify; after a failed
+        handshake, close it once the TLS alert is sent.
         """
-        if not self._lost:
+        if self._lost:
+            return
+        if self._alertPending:
+            self.transport.loseConnection()
+        else:
             self.transport.abortConnection()

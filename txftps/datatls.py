@@ -118,7 +118,8 @@ class DataTLS:
         Feed raw bytes from the peer.
 
         @return: the application data they decrypted to.
-        @raise SSL.Error: the handshake or a record failed.
+        @raise SSL.Error: the handshake or a record failed; a failed
+            handshake has written its alert first.
         """
         if self._refused or self._closed and self.closeNotifyReceived:
             return b""
@@ -129,6 +130,11 @@ class DataTLS:
             except SSL.WantReadError:
                 self._flush()
                 return b""
+            except SSL.Error:
+                # Send the alert that tells the client why (for instance
+                # no_application_protocol) before the owner closes.
+                self._flush()
+                raise
             self.handshakeDone = True
             if self.version == "TLSv1.3":
                 # What OpenSSL wrote after the client's Finished is only

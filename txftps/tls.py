@@ -11,6 +11,13 @@ session (L{sessionReused}) can only have come from the client that holds the
 control connection's session: another control connection's context has other
 ticket keys and another session-ID context.
 
+ALPN, on control and data connections alike: every such context selects
+C{ftp} for a client that offers it (FileZilla does), refuses a client that
+offers ALPN without C{ftp} with a C{no_application_protocol} alert (the ALPACA
+defence: a client that came to speak HTTP or SMTP is not let into an FTP
+session), and serves a client that offers no ALPN as if ALPN did not exist
+(L{selectALPN}).
+
 Usage::
 
     tls = ServerTLS.fromFiles(FilePath("chain.pem"), FilePath("key.pem"))
@@ -35,16 +42,31 @@ from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 from OpenSSL.crypto import X509, PKey
 from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 __all__ = [
+    "ALPN_PROTOCOL",
+    "ALPNRefused",
     "CertificateError",
     "ServerTLS",
     "fingerprint",
     "generateSelfSigned",
     "peerCertificate",
+    "selectALPN",
     "sessionReused",
 ]
+
+_log = Logger()
+
+ALPN_PROTOCOL = b"ftp"
+"""
+The ALPN protocol ID of FTP (IANA's registry; RFC 7301).
+"""
+
+# What a refusal logs of the offered list: the client chooses it (up to 64 KiB).
+_LOGGED_PROTOCOLS = 8
+_LOGGED_PROTOCOL_BYTES = 32
 
 
 class CertificateError(Exception):
@@ -52,6 +74,62 @@ class CertificateError(Exception):
     A certificate or key could not be loaded; the message says why, in one
     line fit for an operator.
     """
+
+
+class ALPNRefused(SSL.Error):
+    """
+    The client offered ALPN protocols and C{ftp} was not among them.
+
+    Raised from the ALPN callback, it makes OpenSSL answer with a fatal
+    C{no_application_protocol} alert, and pyOpenSSL raises it again from the
+    handshake call; being an C{SSL.Error}, every TLS layer (Twisted's for
+    control connections, L{txftps.datatls.DataTLS} for data connections)
+    treats it as the failed handshake it is.
+    """
+
+
+def _describeOffered(offered: list[bytes]) -> str:
+    shown = [repr(p[:_LOGGED_PROTOCOL_BYTES])[1:] for p in offered[:_LOGGED_PROTOCOLS]]
+    if len(offered) > _LOGGED_PROTOCOLS:
+        shown.append(f"... ({len(offered)} in all)")
+    return ", ".join(shown)
+
+
+def _peerOf(connection: SSL.Connection) -> str:
+    """
+    The peer's address for a log line: Twisted's TLS protocol is the
+    application data of a control connection; a data connection has none.
+    """
+    getPeer = getattr(getattr(connection.get_app_data(), "transport", None), "getPeer", None)
+    host = getattr(getPeer(), "host", None) if getPeer is not None else None
+    return str(host) if host is not None else "a client"
+
+
+def selectALPN(connection: SSL.Connection, offered: list[bytes]) -> bytes:
+    """
+    The ALPN select callback of every server context: C{ftp} or a refusal.
+
+    OpenSSL calls it only for a client that offers ALPN; a client that
+    offers none is served without it.
+
+    @param connection: the server connection in its handshake.
+    @param offered: the protocol IDs the client offered, in its order.
+    @return: C{b"ftp"} when the client offered it.
+    @raise ALPNRefused: the client offered ALPN without C{ftp}.
+    """
+    if ALPN_PROTOCOL in offered:
+        return ALPN_PROTOCOL
+    described = _describeOffered(offered)
+    _log.info(
+        "TLS handshake refused: {peer} offered ALPN {offered} without ftp",
+        peer=_peerOf(connection),
+        offered=described,
+    )
+    # The arguments of an SSL.Error are an OpenSSL error queue: a list of
+    # (library, function, reason); Twisted's TLS layer reads them.
+    raise ALPNRefused(
+        [("SSL routines", "", f"no application protocol: client offered {described}")]
+    )
 
 
 def sessionReused(connection: SSL.Connection) -> bool:
@@ -234,8 +312,9 @@ class ServerTLS:
     def optionsForConnection(self) -> CertificateOptions:
         """
         Make the TLS options of one control connection: TLS 1.2 or newer, no
-        renegotiation, session cache and tickets on, and a context of its own
-        that the connection's data channels share.
+        renegotiation, session cache and tickets on, ALPN C{ftp}
+        (L{selectALPN}), and a context of its own that the connection's data
+        channels share.
 
         @return: a new L{CertificateOptions}; its C{getContext()} is created
             here, so it is ready before any connection uses it.
@@ -259,6 +338,9 @@ class ServerTLS:
                 [X509.from_cryptography(c).get_subject() for c in self.clientCAs]
             )
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        # Replaces the callback Twisted installs, which fails on our
+        # connections (internal_error) whenever a client offers ALPN.
+        context.set_alpn_select_callback(selectALPN)
         # Keep record buffers between writes: bulk data moves through here.
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
         return options
