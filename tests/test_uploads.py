@@ -651,21 +651,39 @@ class AbortAndQuitTests(UploadTestCase):
 
     def test_quitDuringUpload(self) -> None:
         """
-        SECURITY 27: QUIT during an upload: 221 and the connection closes; no 226 is ever
-        sent, and nothing appears under the final name.
+        SECURITY 27: QUIT during an upload waits for the transfer's end (RFC
+        959); when the client then drops the data connection without a
+        close_notify, the upload's reply is 426 (never 226), then QUIT's 221,
+        the connection closes, and nothing appears under the final name.
         """
         control = self.session()
         _, upload = self.startUpload(control, "STOR q.bin")
         upload.send(os.urandom(300_000))
         self.waitForHiddenBytes(300_000 - 65536)
         control.send("QUIT")
-        rest, closed = support.readUntilClosed(control.sock, 10)
         upload.abandon()
-        self.assertTrue(closed, "control connection still open after QUIT")
-        self.assertIn(b"221 ", rest)
-        self.assertNotIn(b"226", rest)
-        support.waitUntil(lambda: not os.path.exists(os.path.join(self.home, "q.bin")), 1)
+        self.assertReply(control.reply(10), 426, "STOR after QUIT and a dropped upload")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertTrue(support.serverClosed(control), "control connection open after 221")
         self.assertEqual(self.visibleNames(), [])
+
+    def test_quitDuringUploadCompletes(self) -> None:
+        """
+        QUIT during an upload does not cut it: the client sends the rest and
+        its close_notify, gets the upload's 226 and then QUIT's 221; the
+        file is the upload byte-exact.
+        """
+        payload = os.urandom(600_000)
+        control = self.session()
+        _, upload = self.startUpload(control, "STOR q.bin")
+        upload.send(payload[:300_000])
+        self.waitForHiddenBytes(300_000 - 65536)
+        control.send("QUIT")
+        upload.send(payload[300_000:])
+        upload.finish()
+        self.assertReply(control.reply(10), 226, "STOR with QUIT pending")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertSameBytes(readFile(os.path.join(self.home, "q.bin")), payload, "STOR")
 
     def test_fileDescriptorsReturnToBaseline(self) -> None:
         """
@@ -704,11 +722,14 @@ class AbortAndQuitTests(UploadTestCase):
                 upload.send(os.urandom(100_000))
                 closeData = upload.abandon
             if i % 4 < 2:
-                # QUIT mid-transfer, then both sockets close.
+                # QUIT mid-transfer (it waits for the transfer's end), then
+                # the data connection closes, ending the transfer.
                 control.send("QUIT")
+                closeData()
                 support.readUntilClosed(control.sock, 5)
-            # Otherwise the client just goes away mid-transfer.
-            closeData()
+            else:
+                # The client just goes away mid-transfer.
+                closeData()
             control.close()
         counts: list[int] = []
 

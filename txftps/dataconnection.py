@@ -161,6 +161,13 @@ class DataConnection(Protocol):
         """
         return self._uploadDone is not None or self._sendDone is not None
 
+    @property
+    def uploading(self) -> bool:
+        """
+        An upload is using this connection (L{receiveInto} runs).
+        """
+        return self._uploadDone is not None
+
     # Uploads
 
     def receiveInto(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
