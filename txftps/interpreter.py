@@ -200,6 +200,7 @@ class ProtocolInterpreter(LineReceiver):
             requireResumption=self.settings.requireResumption,
             timeout=self.settings.dataTimeout,
             portRange=self.settings.passivePorts,
+            requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
         )
         if self.factory.implicit:
             self.state.implicit = True
