@@ -1330,3 +1330,31 @@ def requirePackagedProgram(name: str, package: str) -> str:
             f"{name} is not installed; .ci/run installs it (apt-get install -y {package})"
         )
     return path
+
+
+def netkitFtp(
+    server: TwistdServer, script: str, user: str, password: str, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run Debian's netkit C{ftp-ssl} (explicit FTPS required with
+    C{-z secure}, the certificate verified with the throwaway CA, passive
+    mode) logged in as C{user}, then the commands of C{script} (one per
+    line) from its standard input.
+    """
+    binary = requirePackagedProgram("ftp-ssl", "ftp-ssl")
+    command = [
+        binary,
+        "-n",
+        "-v",
+        "-p",
+        "-z",
+        "secure",
+        "-z",
+        "verify=1",
+        "-z",
+        f"cacert={server.ca.caFile}",
+        LOOPBACK,
+        str(server.explicitPort),
+    ]
+    full = f"user {user} {password}\nbinary\n{script}\nquit\n"
+    return subprocess.run(command, input=full.encode(), capture_output=True, timeout=timeout)

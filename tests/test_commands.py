@@ -545,6 +545,226 @@ class StatusTests(CommandTestCase):
             data.close()
 
 
+class DuringTransferTests(CommandTestCase):
+    """
+    Commands while a transfer runs: C{ABOR}, C{STAT}, C{NOOP}, C{FEAT} and
+    C{HELP} answer at once, C{QUIT} answers after the transfer's reply, and
+    everything else is refused at once (425 for data-connection and transfer
+    commands, 450 for file commands, 503 for the rest) without touching the
+    running transfer, which ends byte-exact with its 226.
+    """
+
+    #: Commands refused during a transfer, with their codes (C{{port}} is a
+    #: port number of the test's choice).
+    refused = (
+        ("PASV", 425),
+        ("EPSV", 425),
+        ("EPSV ALL", 425),
+        ("PORT 127,0,0,1,{high},{low}", 425),
+        ("EPRT |1|127.0.0.1|{port}|", 425),
+        ("RETR big.bin", 425),
+        ("STOR other.bin", 425),
+        ("APPE big.bin", 425),
+        ("STOU", 425),
+        ("LIST", 425),
+        ("NLST", 425),
+        ("MLSD", 425),
+        ("DELE big.bin", 450),
+        ("RNFR big.bin", 450),
+        ("RNTO renamed.bin", 450),
+        ("MKD newdir", 450),
+        ("RMD sub", 450),
+        ("SIZE big.bin", 450),
+        ("MDTM big.bin", 450),
+        ("MLST big.bin", 450),
+        ("MFMT 20200101000000 big.bin", 450),
+        ("STAT big.bin", 450),
+        ("REST 100", 503),
+        ("TYPE A", 503),
+        ("MODE S", 503),
+        ("STRU F", 503),
+        ("PBSZ 0", 503),
+        ("PROT C", 503),
+        ("CDC", 503),
+        ("CCC", 503),
+        ("AUTH TLS", 503),
+        ("USER alice", 503),
+        ("PASS secret", 503),
+        ("REIN", 503),
+        ("CWD sub", 503),
+        ("CDUP", 503),
+        ("PWD", 503),
+        ("OPTS UTF8 ON", 503),
+        ("SITE HELP", 503),
+        ("ALLO 100", 503),
+        ("SYST", 503),
+        ("HOST example.org", 503),
+    )
+
+    #: Commands answered at once during a transfer, with their codes.
+    answered = (("NOOP", 200), ("FEAT", 211), ("HELP", 214))
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.payload = os.urandom(16 * 1024 * 1024)
+        writeFile(os.path.join(self.home, "big.bin"), self.payload)
+        os.mkdir(os.path.join(self.home, "sub"))
+
+    def slowDownload(self, control: support.ControlConnection, command: str) -> socket.socket:
+        """
+        Start C{command} over a data connection with a small receive buffer
+        that the test does not read yet: the server's sends stall, so the
+        transfer is really running.
+
+        @return: the data socket (TLS).
+        """
+        port = control.epsv()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        raw.settimeout(10)
+        raw.connect((support.LOOPBACK, port))
+        data = control.secureData(raw)
+        control.send(command)
+        self.assertReply(control.reply(), 150, command)
+        return data
+
+    def assertRefusedAndAnswered(self, control: support.ControlConnection, what: str) -> None:
+        """
+        Every command of L{refused} gets its refusal, every command of
+        L{answered} its answer, one after the other while the transfer runs.
+        """
+        holder = socket.socket()
+        holder.bind((support.LOOPBACK, 0))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        port = holder.getsockname()[1]
+        for line, code in self.refused:
+            line = line.format(port=port, high=port >> 8, low=port & 0xFF)
+            self.assertReply(control.command(line), code, f"{line} during {what}")
+        for line, code in self.answered:
+            self.assertReply(control.command(line), code, f"{line} during {what}")
+
+    def assertSessionUnchanged(self, control: support.ControlConnection) -> None:
+        """
+        The refused commands changed nothing: the files and directories are
+        as before, the working directory is C{/}, no restart offset is
+        pending (a new RETR returns the whole file) and the session goes on.
+        """
+        self.assertEqual(sorted(os.listdir(self.home)), ["big.bin", "sub"])
+        self.assertSameBytes(readFile(os.path.join(self.home, "big.bin")), self.payload, "file")
+        self.assertIn(b'"/"', self.assertReply(control.command("PWD"), 257, "PWD"))
+        writeFile(os.path.join(self.home, "small.bin"), b"0123456789" * 100)
+        _, final, received = support.downloadOver(control, "RETR small.bin")
+        self.assertReply(final, 226, "RETR after the transfer")
+        self.assertSameBytes(received, b"0123456789" * 100, "RETR after the refused REST")
+
+    def test_download(self) -> None:
+        """
+        During a 16 MiB RETR that the client does not read yet: every
+        command of L{refused} gets its refusal at once and every command of
+        L{answered} its answer; then the client reads the data: all 16 MiB
+        byte-exact, and the RETR's 226 arrives. Nothing the refused commands
+        would have done happened.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            self.assertRefusedAndAnswered(control, "RETR")
+            received, closed = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertTrue(closed, "data connection not closed after the download")
+        self.assertSameBytes(received, self.payload, "RETR with commands refused meanwhile")
+        self.assertReply(control.reply(10), 226, "RETR")
+        self.assertSessionUnchanged(control)
+
+    def test_upload(self) -> None:
+        """
+        During a STOR that has received half of its 16 MiB: the same
+        refusals and answers; then the client sends the rest and its
+        close_notify: 226, and the file is the upload byte-exact.
+        """
+        upload = os.urandom(4 * 1024 * 1024)
+        control = self.session()
+        first, data = support.startTransfer(control, "STOR up.bin")
+        self.assertReply(first, 150, "STOR")
+        assert data is not None
+        try:
+            data.sendall(upload[: len(upload) // 2])
+            self.waitForHiddenBytes(len(upload) // 2 - 65536)
+            text = self.assertReply(control.command("STAT"), 211, "STAT during STOR")
+            match = re.search(rb"Transfer in progress: (\d+) bytes received", text)
+            self.assertIsNotNone(match, text)
+            assert match is not None
+            self.assertGreaterEqual(int(match.group(1)), len(upload) // 2 - 65536)
+            self.assertRefusedAndAnswered(control, "STOR")
+            data.sendall(upload[len(upload) // 2 :])
+        finally:
+            support.finishUpload(data)
+        self.assertReply(control.reply(10), 226, "STOR")
+        self.assertSameBytes(readFile(os.path.join(self.home, "up.bin")), upload, "STOR")
+        os.remove(os.path.join(self.home, "up.bin"))
+        self.assertSessionUnchanged(control)
+
+    def test_statProgress(self) -> None:
+        """
+        STAT during a download answers at once with a 211 whose transfer line
+        says how many bytes were sent so far: more than zero, less than the
+        file.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            text = self.assertReply(control.command("STAT"), 211, "STAT during RETR")
+            match = re.search(rb"Transfer in progress: (\d+) bytes sent", text)
+            self.assertIsNotNone(match, text)
+            assert match is not None
+            self.assertGreater(int(match.group(1)), 0)
+            self.assertLess(int(match.group(1)), len(self.payload))
+            received, _ = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertSameBytes(received, self.payload, "RETR")
+        self.assertReply(control.reply(10), 226, "RETR")
+
+    def test_abortAfterRefusedCommands(self) -> None:
+        """
+        PASV, TYPE and ABOR pipelined in one write during a download: 425 and
+        503 at once, then ABOR works as always (426 for the transfer, 226
+        for ABOR); the refused commands never hold ABOR back.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            control.sock.sendall(b"PASV\r\nTYPE A\r\nABOR\r\n")
+            self.assertReply(control.reply(), 425, "PASV during RETR")
+            self.assertReply(control.reply(), 503, "TYPE during RETR")
+            self.assertReply(control.reply(10), 426, "RETR after ABOR")
+            self.assertReply(control.reply(10), 226, "ABOR")
+        finally:
+            data.close()
+        self.assertReply(control.command("NOOP"), 200, "NOOP after ABOR")
+
+    def test_quitAfterTransfer(self) -> None:
+        """
+        QUIT during a download does not cut it (RFC 959): the client reads
+        all 16 MiB byte-exact, then gets the RETR's 226, then QUIT's 221,
+        and the server closes the control connection.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            control.send("QUIT")
+            received, closed = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertTrue(closed, "data connection not closed after the download")
+        self.assertSameBytes(received, self.payload, "RETR with QUIT pending")
+        self.assertReply(control.reply(10), 226, "RETR")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertTrue(support.serverClosed(control), "control connection open after 221")
+
+
 class MachineListingTests(CommandTestCase):
     """
     C{MLST}, C{MLSD}, C{OPTS MLST} (RFC 3659) and C{FEAT} (RFC 2389).

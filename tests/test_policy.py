@@ -12,6 +12,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txftps.errors import FTPReplyError
 from txftps.policy import (
+    AFTER_TRANSFER_COMMANDS,
+    DATA_CONNECTION_COMMANDS,
+    DURING_TRANSFER_COMMANDS,
+    FILE_COMMANDS,
     PRE_LOGIN_COMMANDS,
     TRANSFER_COMMANDS,
     SessionPolicy,
@@ -198,6 +202,41 @@ class SessionPolicyTests(SynchronousTestCase):
         policy = SessionPolicy(tlsRequired="none", preLogin=frozenset({"QUIT"}))
         policy.checkCommand("QUIT", SessionState())
         self.assertReply(530, policy.checkCommand, "FEAT", SessionState())
+
+    def test_duringTransfer(self) -> None:
+        """
+        While a transfer runs, C{checkCommand} lets through only ABOR, STAT,
+        NOOP, FEAT, HELP and QUIT (which the protocol holds until the
+        transfer's reply); it refuses data-connection and transfer commands
+        with 425, file commands with 450 and every other command (session
+        state, unknown verbs) with 503.
+        """
+        self.assertEqual(DURING_TRANSFER_COMMANDS, {"ABOR", "STAT", "NOOP", "FEAT", "HELP"})
+        self.assertEqual(AFTER_TRANSFER_COMMANDS, {"QUIT"})
+        policy = SessionPolicy(tlsRequired="none")
+        state = SessionState(loggedIn=True, transferring=True)
+        for command in ("ABOR", "STAT", "NOOP", "FEAT", "HELP", "QUIT"):
+            self.assertIsNone(policy.checkCommand(command, state))
+        for command in ("PASV", "EPSV", "PORT", "EPRT", *sorted(TRANSFER_COMMANDS)):
+            self.assertIn(command, DATA_CONNECTION_COMMANDS | TRANSFER_COMMANDS)
+            self.assertReply(425, policy.checkCommand, command, state)
+        for command in ("DELE", "RNFR", "RNTO", "MKD", "RMD", "SIZE", "MDTM", "MLST", "MFMT"):
+            self.assertIn(command, FILE_COMMANDS)
+            self.assertReply(450, policy.checkCommand, command, state)
+        for command in ("REST", "TYPE", "PROT", "PBSZ", "CWD", "USER", "REIN", "XYZZY"):
+            self.assertReply(503, policy.checkCommand, command, state)
+        state.transferring = False
+        for command in ("PASV", "DELE", "REST"):
+            self.assertIsNone(policy.checkCommand(command, state))
+
+    def test_customDuringTransfer(self) -> None:
+        """
+        A policy built with another during-transfer set uses it.
+        """
+        policy = SessionPolicy(tlsRequired="none", duringTransfer=frozenset({"ABOR", "PWD"}))
+        state = SessionState(loggedIn=True, transferring=True)
+        policy.checkCommand("PWD", state)
+        self.assertReply(503, policy.checkCommand, "NOOP", state)
 
     def test_policyIsImmutable(self) -> None:
         """

@@ -1165,17 +1165,18 @@ class TimeoutAndLineTests(ServerTestCase):
     def test_noopWhilePendingTransfer(self) -> None:
         """
         The control channel keeps reading while a transfer waits for its data
-        connection: NOOP gets 200 at once, while another command (PWD) waits
-        until the transfer has ended.
+        connection: NOOP gets 200 at once, another command (PWD) is refused
+        at once with 503, and QUIT waits until the transfer has ended.
         """
         session = self.loggedIn(factory=self.factory(settings=self.settings(dataTimeout=5)))
         self.aliceHome.child("f").setContent(b"data")
         session.codes("PASV")
         self.assertEqual(session.codes("RETR f"), [150])
         self.assertEqual(session.codes("NOOP"), [200])
-        self.assertEqual(session.codes("PWD"), [])
+        self.assertEqual(session.codes("PWD"), [503])
+        self.assertEqual(session.codes("QUIT"), [])
         self.clock.advance(5)
-        self.assertEqual(finalCodes(session.replies()), [425, 257])
+        self.assertEqual(finalCodes(session.replies()), [425, 221])
 
     def test_overlongLine(self) -> None:
         """

@@ -25,6 +25,7 @@ from twisted.protocols.ftp import IFTPShell
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import refusedStart
 from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
 from txftps.datachannel import PassivePortRange
@@ -765,3 +766,40 @@ class ServerFilesTests(SynchronousTestCase):
         for text in ("alice logged in from 127.0.0.1", "starting on 12 files"):
             event = {"log_format": "{log_text}", "log_text": text}
             self.assertEqual(quiet(event), PredicateResult.maybe, text)
+
+
+class UploadCloseNotifyOptionTests(OptionsTestCase):
+    """
+    C{--upload-close-notify required|optional}.
+    """
+
+    def settings(self, *args: str) -> Any:
+        top = makeService(self.parse("--listen", "tcp:0", "--implicit", "none", *args))
+        return list(top)[0].factory.settings
+
+    def test_default(self) -> None:
+        """
+        By default an upload must end with the client's close_notify.
+        """
+        self.assertEqual(self.parse()["upload-close-notify"], "required")
+        self.assertTrue(self.settings().requireUploadCloseNotify)
+
+    def test_values(self) -> None:
+        """
+        C{required} and C{optional} reach the server's settings.
+        """
+        self.assertTrue(
+            self.settings("--upload-close-notify", "required").requireUploadCloseNotify
+        )
+        self.assertFalse(
+            self.settings("--upload-close-notify", "optional").requireUploadCloseNotify
+        )
+
+    def test_badValue(self) -> None:
+        """
+        C{twistd ftps --upload-close-notify sometimes} (and an empty value)
+        stops at once with one C{twistd ftps: error:} line naming the option.
+        """
+        for value in ("sometimes", ""):
+            line = refusedStart("--upload-close-notify", value)
+            self.assertIn("--upload-close-notify must be required or optional", line)

@@ -125,6 +125,7 @@ class DataChannel:
         requireResumption: bool = True,
         timeout: float = 30.0,
         portRange: PassivePortRange | None = None,
+        requireUploadCloseNotify: bool = True,
     ) -> None:
         """
         @param reactor: provides L{IReactorTCP} and L{IReactorTime}.
@@ -135,12 +136,17 @@ class DataChannel:
         @param timeout: seconds a passive listener waits for its connection
             and its handshake.
         @param portRange: ports passive listeners may use, or C{None} for any.
+        @param requireUploadCloseNotify: a TLS upload completes only with the
+            client's close_notify; when C{False}, also with a clean TCP close
+            after a complete TLS record.
         """
         self._reactor = reactor
         self._peerHost = controlPeerHost
         self._requireResumption = requireResumption
         self._timeout = timeout
         self._portRange = portRange
+        #: A TLS upload completes only with the client's close_notify.
+        self.requireUploadCloseNotify = requireUploadCloseNotify
         self._listener: interfaces.IListeningPort | None = None
         self._timer: interfaces.IDelayedCall | None = None
         self.connection: DataConnection | None = None

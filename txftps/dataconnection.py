@@ -6,9 +6,11 @@ download is sent to and the producer an upload is read from.
 Its L{DataChannel} decides whether it may carry a transfer (the gate); the
 connection itself knows when a transfer completed: a download when our last
 byte and close_notify are out, an upload when the client's close_notify
-arrived (TLS) or the TCP stream ended cleanly (clear). Anything else is a
-L{TransferAborted} (426). No byte either way for the channel's timeout aborts
-a transfer.
+arrived (TLS) or the TCP stream ended cleanly (clear). With
+C{requireUploadCloseNotify} off on its channel, a TLS upload whose TCP stream
+ended cleanly after a complete TLS record completes too (logged). Anything
+else (a reset, a stream cut inside a record) is a L{TransferAborted} (426).
+No byte either way for the channel's timeout aborts a transfer.
 """
 
 from __future__ import annotations
@@ -148,8 +150,7 @@ class DataConnection(Protocol):
         self._stallTimer = None
         self._channel._connectionLost(self)
         if self._uploadDone is not None:
-            clean = reason.check(error.ConnectionDone) is not None
-            if self.tls is None and clean:
+            if self._streamComplete(reason):
                 self._completeUpload()
             else:
                 self._failUpload()
@@ -160,12 +161,47 @@ class DataConnection(Protocol):
             else:
                 d.errback(TransferAborted(426, "Data connection closed; transfer aborted."))
 
+    def _streamComplete(self, reason: Failure) -> bool:
+        """
+        Did the upload's stream, which ended with C{reason} before any
+        close_notify, carry the whole upload? A clear stream: when it ended
+        with a clean TCP close. A TLS stream: only when the channel does not
+        require a close_notify, the TCP close was clean and it came after a
+        complete TLS record. A clean TCP close of a TLS stream is logged with
+        the verdict.
+        """
+        clean = reason.check(error.ConnectionDone) is not None
+        if self.tls is None or not clean:
+            return clean
+        if not self.tls.atRecordBoundary:
+            ending, verdict = "inside a TLS record", "truncated"
+        elif self._channel.requireUploadCloseNotify:
+            ending = "without close_notify"
+            verdict = "truncated (--upload-close-notify optional would accept it)"
+        else:
+            ending, verdict = "without close_notify", "accepted (--upload-close-notify optional)"
+        _log.info(
+            "TLS upload from {host} ended {ending} (clean TCP close) after {count} bytes: {verdict}",
+            host=self.transport.getPeer().host,
+            ending=ending,
+            count=self.bytesReceived,
+            verdict=verdict,
+        )
+        return verdict.startswith("accepted")
+
     @property
     def transferring(self) -> bool:
         """
         A transfer is using this connection.
         """
         return self._uploadDone is not None or self._sendDone is not None
+
+    @property
+    def uploading(self) -> bool:
+        """
+        An upload is using this connection (L{receiveInto} runs).
+        """
+        return self._uploadDone is not None
 
     # Uploads
 

@@ -14,7 +14,9 @@ C{TLSMemoryBIOProtocol} does not give it:
     every record produced after a TLS 1.3 handshake in memory until it first
     sends application data (a download) or its close_notify.
  3. A close that always carries our close_notify, and a clear signal whether
-    the peer's stream ended with one (a complete upload) or not (truncated).
+    the peer's stream ended with one (a complete upload) or not (truncated);
+    for a stream that ended without one, whether it ended after a complete
+    TLS record (L{DataTLS.atRecordBoundary}) or inside one.
 
 It is a plain object driven by its owner (L{txftps.datachannel.DataConnection}):
 C{dataReceived} in, C{send}/C{close} out, raw bytes leave through the C{write}
@@ -32,6 +34,9 @@ from txftps.tls import sessionReused
 __all__ = ["DataTLS"]
 
 _READ_SIZE = 512 * 1024
+
+#: The length of a TLS record header: type (1), version (2), length (2).
+_RECORD_HEADER = 5
 
 
 class DataTLS:
@@ -66,6 +71,8 @@ class DataTLS:
         self._closed = False
         self.handshakeDone = False
         self.closeNotifyReceived = False
+        self._header = b""
+        self._bodyLeft = 0
 
     @property
     def resumed(self) -> bool:
@@ -80,6 +87,33 @@ class DataTLS:
         The negotiated protocol version, e.g. C{"TLSv1.3"}.
         """
         return self.connection.get_protocol_version_name()
+
+    @property
+    def atRecordBoundary(self) -> bool:
+        """
+        The raw bytes received so far end with a complete TLS record: a
+        stream that stops here was not cut inside a record.
+        """
+        return not self._header and not self._bodyLeft
+
+    def _followRecords(self, data: bytes) -> None:
+        """
+        Follow the TLS record framing (a 5-byte header whose last two bytes
+        are the body's length, then the body) of raw bytes from the peer.
+        """
+        offset = 0
+        while offset < len(data):
+            if self._bodyLeft:
+                step = min(self._bodyLeft, len(data) - offset)
+                self._bodyLeft -= step
+                offset += step
+                continue
+            piece = data[offset : offset + _RECORD_HEADER - len(self._header)]
+            self._header += piece
+            offset += len(piece)
+            if len(self._header) == _RECORD_HEADER:
+                self._bodyLeft = int.from_bytes(self._header[3:5], "big")
+                self._header = b""
 
     def _outgoing(self) -> bytes:
         chunks = []
@@ -123,6 +157,7 @@ class DataTLS:
         """
         if self._refused or self._closed and self.closeNotifyReceived:
             return b""
+        self._followRecords(data)
         self.connection.bio_write(data)
         if not self.handshakeDone:
             try:

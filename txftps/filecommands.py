@@ -138,6 +138,10 @@ class FileCommands(ProtocolInterpreter):
         )
 
     def ftp_STAT(self, argument: str) -> defer.Deferred[None] | None:
+        if argument.strip() and self.state.transferring:
+            raise FTPReplyError(
+                450, "STAT with a path is refused while a transfer runs; STAT alone reports it."
+            )
         if argument.strip():
             if not self.state.loggedIn:
                 raise FTPReplyError(530, "Please log in with USER and PASS first.")
@@ -157,8 +161,18 @@ class FileCommands(ProtocolInterpreter):
             f"Logged in as {self._userName}" if self.state.loggedIn else "Not logged in",
             "Control channel: " + ("TLS" if self.state.controlProtected else "clear"),
             "Data channel: " + ("PROT P" if self.state.dataProtected else "PROT C"),
-            "Transfer in progress" if self._transferring else "No transfer in progress",
+            self._transferStatus(),
             "End of status.",
         ]
         self.reply(211, "\n".join(lines))
         return None
+
+    def _transferStatus(self) -> str:
+        if not self.state.transferring:
+            return "No transfer in progress"
+        connection = self.dataChannel.connection if self.dataChannel is not None else None
+        if connection is None:
+            return "Transfer in progress: waiting for the data connection"
+        if connection.uploading:
+            return f"Transfer in progress: {connection.bytesReceived} bytes received"
+        return f"Transfer in progress: {connection.bytesSent} bytes sent"

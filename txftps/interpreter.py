@@ -46,7 +46,7 @@ from txftps.listing import (
     pathSegments,
     printableName,
 )
-from txftps.policy import SessionState
+from txftps.policy import AFTER_TRANSFER_COMMANDS, SessionState
 from txftps.settings import ServerSettings
 from txftps.tls import fingerprint, peerCertificate
 
@@ -84,9 +84,6 @@ _KEEPS_RESTART = frozenset(
         "OPTS",
     }
 )
-
-#: Commands answered while a transfer is running; others wait for its end.
-_DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
 
 
 @implementer(interfaces.IHandshakeListener)
@@ -144,7 +141,6 @@ class ProtocolInterpreter(LineReceiver):
         self._renameFrom: list[str] | None = None
         self._queue: list[bytes] = []
         self._busy = False
-        self._transferring = False
         self._transferFinished: defer.Deferred[None] | None = None
         self._aborting = False
         self._restOffset = 0
@@ -210,6 +206,7 @@ class ProtocolInterpreter(LineReceiver):
             requireResumption=self.settings.requireResumption,
             timeout=self.settings.dataTimeout,
             portRange=self.settings.passivePorts,
+            requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
         )
         if self.factory.implicit:
             self.state.implicit = True
@@ -248,7 +245,7 @@ class ProtocolInterpreter(LineReceiver):
 
     def _idleTimedOut(self) -> None:
         self._idleTimer = None
-        if self._transferring:
+        if self.state.transferring:
             self._resetIdleTimer()
             return
         self.reply(421, "Idle timeout; closing control connection.")
@@ -345,7 +342,9 @@ class ProtocolInterpreter(LineReceiver):
     def _processQueue(self) -> None:
         while self._queue and not self._busy and not self._closing:
             command, _ = self._parse(self._queue[0])
-            if self._transferring and command not in _DURING_TRANSFER:
+            if self.state.transferring and command in AFTER_TRANSFER_COMMANDS:
+                # It runs after the transfer's final reply; the policy refuses
+                # or answers everything else at once.
                 return
             line = self._queue.pop(0)
             self._runLine(line)
@@ -654,8 +653,6 @@ class ProtocolInterpreter(LineReceiver):
         self.reply(220, "Host accepted.")
 
     def ftp_REIN(self, argument: str) -> None:
-        if self._transferring:
-            raise FTPReplyError(450, "REIN during a transfer is refused; ABOR first.")
         self._logoutShell()
         self.state.loggedIn = False
         self._user = None

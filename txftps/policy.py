@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from txftps.errors import FTPReplyError
 
 __all__ = [
+    "AFTER_TRANSFER_COMMANDS",
+    "DATA_CONNECTION_COMMANDS",
+    "DURING_TRANSFER_COMMANDS",
+    "FILE_COMMANDS",
     "PRE_LOGIN_COMMANDS",
     "TRANSFER_COMMANDS",
     "SessionPolicy",
@@ -42,6 +46,25 @@ PRE_LOGIN_COMMANDS = frozenset(
 #: Commands that move file data or listings over a data connection.
 TRANSFER_COMMANDS = frozenset({"LIST", "NLST", "MLSD", "RETR", "STOR", "STOU", "APPE"})
 
+#: Commands that set up the data connection of the next transfer.
+DATA_CONNECTION_COMMANDS = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
+
+#: Commands that read or change a file or directory over the control
+#: connection.
+FILE_COMMANDS = frozenset({"SIZE", "MDTM", "MLST", "MKD", "RMD", "DELE", "RNFR", "RNTO", "MFMT"})
+
+#: Commands answered at once while a transfer runs (C{STAT} reports its
+#: progress). Every other command but those of L{AFTER_TRANSFER_COMMANDS} is
+#: refused while a transfer runs: 425 for L{DATA_CONNECTION_COMMANDS} and
+#: L{TRANSFER_COMMANDS}, 450 for L{FILE_COMMANDS}, 503 for the rest (they
+#: would change the session under the transfer: C{REST}, C{TYPE}, C{PROT},
+#: C{CWD}, ...).
+DURING_TRANSFER_COMMANDS = frozenset({"ABOR", "STAT", "NOOP", "FEAT", "HELP"})
+
+#: Commands that wait for the running transfer's final reply and then run
+#: (RFC 959: C{QUIT} during a transfer closes after the transfer's reply).
+AFTER_TRANSFER_COMMANDS = frozenset({"QUIT"})
+
 
 class TLSRequirement:
     """
@@ -65,6 +88,8 @@ class SessionState:
     @ivar dataProtected: C{PROT P} is in force.
     @ivar loggedIn: the user has logged in.
     @ivar implicit: the connection was TLS from its first byte.
+    @ivar transferring: a transfer is running (from its 150 to its final
+        reply).
     """
 
     controlProtected: bool = False
@@ -72,6 +97,7 @@ class SessionState:
     dataProtected: bool = False
     loggedIn: bool = False
     implicit: bool = False
+    transferring: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,10 +107,13 @@ class SessionPolicy:
 
     @ivar tlsRequired: one of L{TLSRequirement.values}.
     @ivar preLogin: the commands that answer before login.
+    @ivar duringTransfer: the commands answered at once while a transfer
+        runs.
     """
 
     tlsRequired: str = TLSRequirement.ALL
     preLogin: frozenset[str] = field(default=PRE_LOGIN_COMMANDS)
+    duringTransfer: frozenset[str] = field(default=DURING_TRANSFER_COMMANDS)
 
     def __post_init__(self) -> None:
         if self.tlsRequired not in TLSRequirement.values:
@@ -114,10 +143,26 @@ class SessionPolicy:
         @param command: the upper-case command verb.
         @param state: the session.
         @raise FTPReplyError: 530 before login for commands outside the
-            pre-login allow-list.
+            pre-login allow-list; while a transfer runs, 425, 450 or 503 for
+            commands outside L{duringTransfer} and L{AFTER_TRANSFER_COMMANDS}
+            (see L{DURING_TRANSFER_COMMANDS}).
         """
         if not state.loggedIn and command not in self.preLogin:
             raise FTPReplyError(530, "Please log in with USER and PASS first.")
+        if (
+            state.transferring
+            and command not in self.duringTransfer
+            and command not in AFTER_TRANSFER_COMMANDS
+        ):
+            if command in DATA_CONNECTION_COMMANDS or command in TRANSFER_COMMANDS:
+                code = 425
+            elif command in FILE_COMMANDS:
+                code = 450
+            else:
+                code = 503
+            raise FTPReplyError(
+                code, f"{command} is refused while a transfer runs; wait for its end or ABOR."
+            )
 
     def checkLogin(self, state: SessionState) -> None:
         """

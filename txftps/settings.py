@@ -22,6 +22,7 @@ class ServerSettings:
 
     policy: SessionPolicy = field(default_factory=SessionPolicy)
     requireResumption: bool = True
+    requireUploadCloseNotify: bool = True
     passivePorts: PassivePortRange | None = None
     masquerade: str | None = None
     handshakeTimeout: float = 30.0

@@ -92,6 +92,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["passive-ports", None, None, "LOW-HIGH ports for PASV/EPSV listeners"],
         ["masquerade", None, None, "IPv4 address announced in PASV replies"],
         ["session-reuse", None, "required", "required or optional"],
+        [
+            "upload-close-notify",
+            None,
+            "required",
+            "required or optional: whether a TLS upload must end with the client's close_notify",
+        ],
         ["client-ca", None, None, "PEM CA certificates that client certificates must chain to"],
         ["client-cert", None, "none", "Client certificates: none, optional or required"],
         [
@@ -202,6 +208,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             )
         if self["session-reuse"] not in ("required", "optional"):
             raise usage.UsageError("--session-reuse must be required or optional")
+        if self["upload-close-notify"] not in ("required", "optional"):
+            raise usage.UsageError("--upload-close-notify must be required or optional")
         if self["passive-ports"] is not None:
             low, _, high = self["passive-ports"].partition("-")
             try:
@@ -333,6 +341,7 @@ def makeService(options: Options) -> service.MultiService:
     settings = ServerSettings(
         policy=SessionPolicy(tlsRequired=options["tls-required"]),
         requireResumption=options["session-reuse"] == "required",
+        requireUploadCloseNotify=options["upload-close-notify"] == "required",
         passivePorts=options["passive-ports"],
         masquerade=options["masquerade"],
         handshakeTimeout=options["handshake-timeout"],

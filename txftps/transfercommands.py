@@ -138,8 +138,9 @@ class TransferCommands(ProtocolInterpreter):
     ) -> None:
         """
         Send 150, then run C{action} on the data connection once it is ready,
-        and end with 226 (or the failure's reply: 425, 426, 522, ...). Commands
-        other than ABOR, STAT, NOOP and QUIT wait until it ends.
+        and end with 226 (or the failure's reply: 425, 426, 522, ...). Meanwhile
+        the policy answers or refuses each command at once; C{QUIT} waits for
+        the final reply.
 
         @param onFailure: called when the transfer failed or was aborted; may
             return a sentence added to the failure's reply.
@@ -148,7 +149,7 @@ class TransferCommands(ProtocolInterpreter):
         """
         assert self.dataChannel is not None
         channel = self.dataChannel
-        self._transferring = True
+        self.state.transferring = True
         self._aborting = False
         finished: defer.Deferred[None] = defer.Deferred()
         self._transferFinished = finished
@@ -175,7 +176,7 @@ class TransferCommands(ProtocolInterpreter):
                 self.reply(226, complete)
             finally:
                 channel.transferDone()
-                self._transferring = False
+                self.state.transferring = False
                 self._transferFinished = None
                 if not self._closing:
                     self._resetIdleTimer()
