@@ -1,5 +1,5 @@
 """
-Existing Twisted FTP avatars work with txftps (DESIGN decision 1): a Portal
+Existing Twisted FTP avatars work with txftps (docs/design.md, decision 1): a Portal
 with Twisted's own L{FTPRealm} (whose avatars are L{FTPShell}s) served by
 L{FTPSFactory} over real TLS, driven by ftplib.
 """

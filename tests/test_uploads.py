@@ -530,7 +530,7 @@ class AnonymousReadOnlyTests(UploadTestCase):
 
 class UserCheckerTests(CommandTestCase):
     """
-    C{--auth} is repeatable (DESIGN.md, public contract): every checker
+    C{--auth} is repeatable (docs/design.md, public contract): every checker
     given is used.
     """
 
@@ -538,7 +538,7 @@ class UserCheckerTests(CommandTestCase):
 
     def test_oneMemoryCheckerPerUser(self) -> None:
         """
-        DESIGN.md public contract (--auth): With C{--auth memory:alice:secret --auth
+        docs/design.md, public contract (--auth): With C{--auth memory:alice:secret --auth
         memory:bob:bobpass} (what L{support.TwistdServer} passes for C{users={...}}),
         both alice and bob log in, each into their own home.
         """

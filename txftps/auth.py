@@ -109,9 +109,10 @@ def normalizeChecker(checker: checkers.ICredentialsChecker) -> checkers.ICredent
 @implementer(checkers.ICredentialsChecker)
 class CheckerChain:
     """
-    Several checkers as one: a L{Portal} keeps one checker per credentials
-    interface, so repeated C{--auth} options are chained here. Each checker
-    that handles the credentials is tried in order; the first avatar ID wins.
+    Several checkers as one: a L{Portal<twisted.cred.portal.Portal>} keeps
+    one checker per credentials interface, so repeated C{--auth} options are
+    chained here. Each checker that handles the credentials is tried in
+    order; the first avatar ID wins.
     """
 
     def __init__(self, chain: list[checkers.ICredentialsChecker]) -> None:

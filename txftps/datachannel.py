@@ -128,7 +128,9 @@ class DataChannel:
         requireUploadCloseNotify: bool = True,
     ) -> None:
         """
-        @param reactor: provides L{IReactorTCP} and L{IReactorTime}.
+        @param reactor: provides
+            L{IReactorTCP<twisted.internet.interfaces.IReactorTCP>} and
+            L{IReactorTime<twisted.internet.interfaces.IReactorTime>}.
         @param controlPeerHost: the control connection's peer address; only
             data connections from it are accepted.
         @param requireResumption: TLS data connections must resume a session

@@ -48,7 +48,8 @@ class DataConnection(Protocol):
     """
     One data connection, clear or with its own L{DataTLS} layer.
 
-    It is also the L{IConsumer} that an L{IReadFile} sends a download to.
+    It is also the L{IConsumer<twisted.internet.interfaces.IConsumer>} that
+    an L{IReadFile<twisted.protocols.ftp.IReadFile>} sends a download to.
 
     @cvar tlsFactory: builds the TLS layer; replace to change how TLS runs.
     @ivar protected: the connection runs TLS.
@@ -256,7 +257,8 @@ class DataConnection(Protocol):
 
     def sendFile(self, readFile: Any) -> defer.Deferred[None]:
         """
-        Send an L{IReadFile}, then close with our close_notify.
+        Send an L{IReadFile<twisted.protocols.ftp.IReadFile>}, then close with
+        our close_notify.
 
         @return: fires once the connection closed after the last byte, fails
             with L{TransferAborted} when the peer went away first.

@@ -2,7 +2,7 @@
 """
 File commands of the protocol interpreter: navigation (PWD, CWD, CDUP), file
 information (SIZE, MDTM, MLST, STAT) and changes (MKD, RMD, DELE, RNFR, RNTO,
-MFMT), all through the avatar's L{IFTPShell}.
+MFMT), all through the avatar's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}.
 """
 
 from __future__ import annotations

@@ -97,8 +97,9 @@ class HtpasswdChecker:
     def __init__(self, path: str, reactor: Any) -> None:
         """
         @param path: the file; it is read now.
-        @param reactor: provides L{IReactorThreads} (for bcrypt off the
-            reactor thread).
+        @param reactor: provides
+            L{IReactorThreads<twisted.internet.interfaces.IReactorThreads>}
+            (for bcrypt off the reactor thread).
         @raise HtpasswdError: the file cannot be read or is not acceptable.
         """
         self.path = path

@@ -99,7 +99,8 @@ class ProtocolInterpreter(LineReceiver):
     @cvar greeting: the 220 text.
     @cvar features: the FEAT lines.
     @ivar state: the L{SessionState} the policy reads.
-    @ivar shell: the logged-in user's L{IFTPShell}, or C{None}.
+    @ivar shell: the logged-in user's
+        L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
     @ivar workingDirectory: the current directory as path segments.
     """
 

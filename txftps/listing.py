@@ -38,7 +38,8 @@ __all__ = [
     "unescapeName",
 ]
 
-#: The L{IFTPShell.list} keys that L{formatList} needs, in order.
+#: The L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} keys that
+#: L{formatList} needs, in order.
 LIST_KEYS = ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -151,7 +152,8 @@ def _date(mtime: float, now: float) -> str:
 
 def formatList(entries: Sequence[tuple[str, Sequence[Any]]], now: float) -> bytes:
     """
-    Format L{IFTPShell.list} results (with L{LIST_KEYS}) as C{ls -l} lines.
+    Format L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} results
+    (with L{LIST_KEYS}) as C{ls -l} lines.
 
     @param entries: C{(name, [size, directory, permissions, hardlinks,
         modified, owner, group])} tuples.
@@ -171,8 +173,8 @@ def formatList(entries: Sequence[tuple[str, Sequence[Any]]], now: float) -> byte
 
 def formatNames(entries: Sequence[tuple[str, Sequence[Any]]]) -> bytes:
     """
-    Format L{IFTPShell.list} results as NLST lines: one (escaped) name per
-    line.
+    Format L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} results
+    as NLST lines: one (escaped) name per line.
     """
     return "".join(f"{escapeName(name)}\r\n" for name, _ in entries).encode(
         "utf-8", "surrogateescape"
@@ -192,7 +194,8 @@ def quotePath(path: str) -> str:
 #: The RFC 3659 facts txftps offers, in FEAT order.
 MLST_FACTS = ("type", "size", "modify", "perm", "unique")
 
-#: The L{IFTPShell.list} keys that L{formatFacts} needs.
+#: The L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} keys that
+#: L{formatFacts} needs.
 MLST_KEYS = ("size", "directory", "modified", "permissions")
 
 
@@ -234,8 +237,8 @@ def formatMLSD(
     entries: Sequence[tuple[str, Sequence[Any]]], facts: Sequence[str], writable: bool
 ) -> bytes:
     """
-    Format L{IFTPShell.list} results for MLSD, one line per entry, names
-    escaped.
+    Format L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} results
+    for MLSD, one line per entry, names escaped.
     """
     return "".join(
         formatFacts(escapeName(name), attrs, facts, writable) + "\r\n" for name, attrs in entries

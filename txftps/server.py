@@ -3,10 +3,10 @@
 The FTPS control channel: protocol interpreter and factory.
 
 L{FTPSProtocol} parses commands, dispatches them to C{ftp_<CMD>} methods, owns
-the session state and writes replies. It serves L{IFTPShell} avatars from a
-cred L{Portal}, asks a L{SessionPolicy} what is allowed, and leaves data
-connections to a L{DataChannel}. It never stops reading while a data
-connection is pending.
+the session state and writes replies. It serves
+L{IFTPShell<twisted.protocols.ftp.IFTPShell>} avatars from a cred L{Portal},
+asks a L{SessionPolicy} what is allowed, and leaves data connections to a
+L{DataChannel}. It never stops reading while a data connection is pending.
 
 Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
 plaintext after the AUTH line, and starts TLS. Implicit FTPS
@@ -52,7 +52,8 @@ class FTPSFactory(Factory):
     Builds L{FTPSProtocol}s for one listening endpoint.
 
     @ivar reactor: the reactor (and clock) every connection uses.
-    @ivar portal: logs users in; avatars are L{IFTPShell}s.
+    @ivar portal: logs users in; avatars are
+        L{IFTPShell<twisted.protocols.ftp.IFTPShell>}s.
     @ivar tls: the certificate and key.
     @ivar implicit: TLS from the first byte.
     @ivar settings: the operator's settings.

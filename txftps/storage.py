@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_storage -*-
 """
-Storage: a local-filesystem L{IFTPShell} that keeps every path inside its root
-and never leaves a half-written file under its final name.
+Storage: a local-filesystem L{IFTPShell<twisted.protocols.ftp.IFTPShell>}
+that keeps every path inside its root and never leaves a half-written file
+under its final name.
 
 L{LocalShell} is Twisted's L{FTPShell} with these changes:
 
@@ -14,8 +15,9 @@ L{LocalShell} is Twisted's L{FTPShell} with these changes:
    removes them;
  - a read-only flag refuses every change.
 
-Any other L{IFTPShell} works with txftps too; a write file that also has an
-C{abort()} method gets the same all-or-nothing upload guarantee.
+Any other L{IFTPShell<twisted.protocols.ftp.IFTPShell>} works with txftps
+too; a write file that also has an C{abort()} method gets the same
+all-or-nothing upload guarantee.
 """
 
 from __future__ import annotations

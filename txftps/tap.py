@@ -63,7 +63,7 @@ def _positive(name: str, cast: Any = float) -> Any:
 
 class Options(usage.Options, strcred.AuthOptionMixin):
     """
-    Options of C{twistd ftps}; see DESIGN.md's public contract.
+    Options of C{twistd ftps}; see docs/design.md, "Public contract of twistd ftps".
     """
 
     synopsis = "[options]"
