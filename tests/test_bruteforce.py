@@ -27,7 +27,7 @@ from tests import support
 
 PASSWORD = "right-pw"
 
-#: The failed-login delay of L{txftps.settings.ServerSettings}, and how far
+#: The failed-login delay of L{txftps._settings.ServerSettings}, and how far
 #: a measurement may stray from it on a loaded machine.
 DELAY = 1.0
 SLACK = 0.6

@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.datachannel}: passive port ranges, the passive listener and
+Tests for L{txftps._datachannel}: passive port ranges, the passive listener and
 its gate, and transfers over L{DataConnection}.
 
 Timer and gate logic runs on L{MemoryReactorClock} with L{StringTransport};
@@ -28,13 +28,8 @@ from tests.support import (
     readTLS,
     stepTLS,
 )
-from txftps.datachannel import (
-    DataChannel,
-    DataConnection,
-    PassivePortRange,
-    TransferAborted,
-    sameHost,
-)
+from txftps._datachannel import DataChannel, PassivePortRange, sameHost
+from txftps._dataconnection import DataConnection, TransferAborted
 from txftps.errors import DataChannelRefused, FTPReplyError
 
 

@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.datatls.DataTLS}, driven in memory against a pyOpenSSL
+Tests for L{txftps._datatls.DataTLS}, driven in memory against a pyOpenSSL
 client over memory BIOs; bytes are shuttled by hand so that every flight is
 visible.
 """
@@ -19,7 +19,7 @@ from tests.support import (
     readTLS,
     stepTLS,
 )
-from txftps.datatls import DataTLS
+from txftps._datatls import DataTLS
 
 
 class _Server:

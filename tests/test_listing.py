@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.listing}: C{ls -l} lines for LIST, names for NLST, fact
+Tests for L{txftps._listing}: C{ls -l} lines for LIST, names for NLST, fact
 lines for MLSD, the escaping of names and the quoting of paths in 257
 replies; no name can break a line, and every name is shown.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from twisted.python.filepath import Permissions
 from twisted.trial.unittest import SynchronousTestCase
 
-from txftps.listing import (
+from txftps._listing import (
     escapeName,
     formatList,
     formatMLSD,

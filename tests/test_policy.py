@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.policy}: the TLS and login rules, with no reactor and no I/O.
+Tests for L{txftps._policy}: the TLS and login rules, with no reactor and no I/O.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txftps.errors import FTPReplyError
-from txftps.policy import (
+from txftps._policy import (
     AFTER_TRANSFER_COMMANDS,
     DATA_CONNECTION_COMMANDS,
     DURING_TRANSFER_COMMANDS,
@@ -22,6 +21,7 @@ from txftps.policy import (
     SessionState,
     TLSRequirement,
 )
+from txftps.errors import FTPReplyError
 
 #: Commands that must not answer before login.
 _POST_LOGIN_COMMANDS = (

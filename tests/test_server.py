@@ -29,10 +29,10 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from txftps._datachannel import PassivePortRange
+from txftps._policy import SessionPolicy
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
-from txftps.datachannel import PassivePortRange
 from txftps.errors import ErrorReplies
-from txftps.policy import SessionPolicy
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
 from txftps.tls import ServerTLS
 

@@ -25,13 +25,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from txftps._listing import LIST_KEYS
 from txftps.errors import (
     ErrorReplies,
     FileNameNotAllowedError,
     FTPReplyError,
     UploadWriteError,
 )
-from txftps.listing import LIST_KEYS
 from txftps.storage import PARTIAL_PREFIX, TEMPORARY_PREFIX, LocalShell, SafeWriteFile, partialPath
 
 

@@ -26,9 +26,9 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import refusedStart
+from txftps._datachannel import PassivePortRange
 from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
-from txftps.datachannel import PassivePortRange
 from txftps.server import FTPSFactory
 from txftps.tap import Options, makeService
 from txftps.tls import ServerTLS, fingerprint, generateSelfSigned

@@ -493,7 +493,7 @@ class ALPNTests(SynchronousTestCase):
     a client offers it, refuses a client that offers ALPN without C{ftp} with
     a C{no_application_protocol} alert, and serves a client that offers no
     ALPN as before. The server connections here have no application data,
-    as data connections (L{txftps.datatls.DataTLS}) have none.
+    as data connections (L{txftps._datatls.DataTLS}) have none.
     """
 
     def setUp(self) -> None:

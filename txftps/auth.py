@@ -24,15 +24,39 @@ from twisted.protocols.ftp import IFTPShell
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from txftps._certauth import (
+    CertificateMapError,
+    ClientCertificate,
+    ClientCertificateChecker,
+    IClientCertificate,
+    parseCertificateMap,
+)
+from txftps._htpasswd import (
+    HtpasswdChecker,
+    HtpasswdCheckerFactory,
+    HtpasswdError,
+    htpasswdCheckerFactory,
+    parseHtpasswd,
+)
 from txftps.storage import LocalShell
 
 __all__ = [
     "ANONYMOUS",
+    "CertificateMapError",
     "CheckerChain",
+    "ClientCertificate",
+    "ClientCertificateChecker",
     "FTPSRealm",
+    "HtpasswdChecker",
+    "HtpasswdCheckerFactory",
+    "HtpasswdError",
+    "IClientCertificate",
     "LoginBans",
     "UsernamePassword",
+    "htpasswdCheckerFactory",
     "normalizeChecker",
+    "parseCertificateMap",
+    "parseHtpasswd",
     "validUsername",
 ]
 

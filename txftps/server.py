@@ -26,19 +26,29 @@ from typing import Any
 from twisted.cred.portal import Portal
 from twisted.internet.protocol import Factory
 
+from txftps._datachannel import PassivePortRange
+from txftps._filecommands import FileCommands
+from txftps._policy import SessionPolicy, TLSRequirement
+from txftps._settings import ConnectionLimits, ServerSettings
+from txftps._transfercommands import TransferCommands
 from txftps.auth import LoginBans
-from txftps.filecommands import FileCommands
-from txftps.settings import ConnectionLimits, ServerSettings
 from txftps.tls import ServerTLS
-from txftps.transfercommands import TransferCommands
 
-__all__ = ["ConnectionLimits", "FTPSFactory", "FTPSProtocol", "ServerSettings"]
+__all__ = [
+    "ConnectionLimits",
+    "FTPSFactory",
+    "FTPSProtocol",
+    "PassivePortRange",
+    "ServerSettings",
+    "SessionPolicy",
+    "TLSRequirement",
+]
 
 
 class FTPSProtocol(TransferCommands, FileCommands):
     """
     The FTPS protocol interpreter of one control connection: the core
-    (L{txftps.interpreter.ProtocolInterpreter}), the file commands
+    (L{txftps._interpreter.ProtocolInterpreter}), the file commands
     (L{FileCommands}) and the transfer commands (L{TransferCommands}).
 
     Subclass it to add C{ftp_<CMD>} or C{site_<NAME>} methods or to change

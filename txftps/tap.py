@@ -23,11 +23,11 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
+from txftps._certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
+from txftps._datachannel import PassivePortRange
 from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
+from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
-from txftps.certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
-from txftps.datachannel import PassivePortRange
-from txftps.policy import SessionPolicy, TLSRequirement
 from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
 from txftps.tls import CertificateError, ServerTLS
 

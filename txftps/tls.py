@@ -83,7 +83,7 @@ class ALPNRefused(SSL.Error):
     Raised from the ALPN callback, it makes OpenSSL answer with a fatal
     C{no_application_protocol} alert, and pyOpenSSL raises it again from the
     handshake call; being an C{SSL.Error}, every TLS layer (Twisted's for
-    control connections, L{txftps.datatls.DataTLS} for data connections)
+    control connections, L{txftps._datatls.DataTLS} for data connections)
     treats it as the failed handshake it is.
     """
 

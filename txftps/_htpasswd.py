@@ -30,8 +30,6 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-__all__ = ["HtpasswdChecker", "HtpasswdError", "htpasswdCheckerFactory", "parseHtpasswd"]
-
 _log = Logger()
 
 _BCRYPT_PREFIXES = (b"$2y$", b"$2b$", b"$2a$")

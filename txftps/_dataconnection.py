@@ -25,13 +25,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txftps.datatls import DataTLS
+from txftps._datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
 
 if TYPE_CHECKING:
-    from txftps.datachannel import DataChannel
+    from txftps._datachannel import DataChannel
 
-__all__ = ["DataConnection", "TransferAborted"]
 
 _log = Logger()
 _CONNECTION_DONE = Failure(error.ConnectionDone())

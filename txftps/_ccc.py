@@ -26,8 +26,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import noLongerProvides
 
-__all__ = ["clearControlChannel"]
-
 _log = Logger()
 
 

@@ -19,21 +19,19 @@ from twisted.internet import defer
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
 
-from txftps.datachannel import DataConnection, TransferAborted
-from txftps.errors import FTPReplyError
-from txftps.listing import (
+from txftps._dataconnection import DataConnection, TransferAborted
+from txftps._listing import (
     LIST_KEYS,
     formatList,
     formatMLSD,
     formatNames,
 )
+from txftps.errors import FTPReplyError
 
 if TYPE_CHECKING:
     pass
 
-from txftps.interpreter import ProtocolInterpreter
-
-__all__ = ["TransferCommands"]
+from txftps._interpreter import ProtocolInterpreter
 
 
 class TransferCommands(ProtocolInterpreter):

@@ -13,20 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from txftps.errors import FTPReplyError
-from txftps.listing import (
+from txftps._listing import (
     LIST_KEYS,
     formatFacts,
     formatList,
     quotePath,
 )
+from txftps.errors import FTPReplyError
 
 if TYPE_CHECKING:
     pass
 
-from txftps.interpreter import ProtocolInterpreter
-
-__all__ = ["FileCommands"]
+from txftps._interpreter import ProtocolInterpreter
 
 
 class FileCommands(ProtocolInterpreter):

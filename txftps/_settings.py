@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from txftps.datachannel import PassivePortRange
-from txftps.policy import SessionPolicy
-
-__all__ = ["ConnectionLimits", "ServerSettings"]
+from txftps._datachannel import PassivePortRange
+from txftps._policy import SessionPolicy
 
 
 @dataclass

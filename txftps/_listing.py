@@ -21,23 +21,6 @@ from typing import Any
 
 from twisted.protocols.ftp import InvalidPath, toSegments
 
-__all__ = [
-    "LIST_KEYS",
-    "MLST_FACTS",
-    "MLST_KEYS",
-    "displayPath",
-    "formatFacts",
-    "formatList",
-    "formatMLSD",
-    "formatNames",
-    "escapeName",
-    "hasControlCharacters",
-    "pathSegments",
-    "printableName",
-    "quotePath",
-    "unescapeName",
-]
-
 #: The L{IFTPShell.list<twisted.protocols.ftp.IFTPShell.list>} keys that
 #: L{formatList} needs, in order.
 LIST_KEYS = ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")

@@ -13,18 +13,6 @@ from dataclasses import dataclass, field
 
 from txftps.errors import FTPReplyError
 
-__all__ = [
-    "AFTER_TRANSFER_COMMANDS",
-    "DATA_CONNECTION_COMMANDS",
-    "DURING_TRANSFER_COMMANDS",
-    "FILE_COMMANDS",
-    "PRE_LOGIN_COMMANDS",
-    "TRANSFER_COMMANDS",
-    "SessionPolicy",
-    "SessionState",
-    "TLSRequirement",
-]
-
 #: Commands that answer before login; every other command gets 530.
 PRE_LOGIN_COMMANDS = frozenset(
     {

@@ -28,18 +28,10 @@ from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txftps.dataconnection import DataConnection, TransferAborted
-from txftps.datatls import DataTLS
+from txftps._dataconnection import DataConnection
+from txftps._datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
 from txftps.tls import fingerprint, peerCertificate
-
-__all__ = [
-    "DataChannel",
-    "DataConnection",
-    "PassivePortRange",
-    "TransferAborted",
-    "sameHost",
-]
 
 _log = Logger()
 

@@ -32,12 +32,10 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txftps.auth import UsernamePassword
-from txftps.ccc import clearControlChannel
-from txftps.certauth import ClientCertificate
-from txftps.datachannel import DataChannel
-from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
-from txftps.listing import (
+from txftps._ccc import clearControlChannel
+from txftps._certauth import ClientCertificate
+from txftps._datachannel import DataChannel
+from txftps._listing import (
     MLST_FACTS,
     MLST_KEYS,
     displayPath,
@@ -46,14 +44,15 @@ from txftps.listing import (
     pathSegments,
     printableName,
 )
-from txftps.policy import AFTER_TRANSFER_COMMANDS, SessionState
-from txftps.settings import ServerSettings
+from txftps._policy import AFTER_TRANSFER_COMMANDS, SessionState
+from txftps._settings import ServerSettings
+from txftps.auth import UsernamePassword
+from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
 from txftps.tls import fingerprint, peerCertificate
 
 if TYPE_CHECKING:
     from txftps.server import FTPSFactory
 
-__all__ = ["ProtocolInterpreter"]
 
 _log = Logger()
 
