@@ -28,6 +28,8 @@ from twisted.internet.protocol import Factory
 
 from txftps.auth import LoginBans
 from txftps.filecommands import FileCommands
+from txftps.interfaces import ISessionObserver
+from txftps.logincommands import LoginCommands
 from txftps.settings import ConnectionLimits, ServerSettings
 from txftps.tls import ServerTLS
 from txftps.transfercommands import TransferCommands
@@ -35,11 +37,12 @@ from txftps.transfercommands import TransferCommands
 __all__ = ["ConnectionLimits", "FTPSFactory", "FTPSProtocol", "ServerSettings"]
 
 
-class FTPSProtocol(TransferCommands, FileCommands):
+class FTPSProtocol(TransferCommands, FileCommands, LoginCommands):
     """
     The FTPS protocol interpreter of one control connection: the core
-    (L{txftps.interpreter.ProtocolInterpreter}), the file commands
-    (L{FileCommands}) and the transfer commands (L{TransferCommands}).
+    (L{txftps.interpreter.ProtocolInterpreter}), the login commands
+    (L{LoginCommands}), the file commands (L{FileCommands}) and the transfer
+    commands (L{TransferCommands}).
 
     Subclass it to add C{ftp_<CMD>} or C{site_<NAME>} methods or to change
     class attributes such as C{greeting}, C{features} or
@@ -58,6 +61,8 @@ class FTPSFactory(Factory):
     @ivar settings: the operator's settings.
     @ivar limits: connection caps, shared with the server's other factories.
     @ivar bans: failed-login bans, shared likewise.
+    @ivar observer: told about logins, commands, replies and transfers, or
+        C{None}.
     """
 
     protocol = FTPSProtocol  # type: ignore[assignment]
@@ -71,6 +76,7 @@ class FTPSFactory(Factory):
         implicit: bool = False,
         limits: ConnectionLimits | None = None,
         bans: LoginBans | None = None,
+        observer: ISessionObserver | None = None,
     ) -> None:
         self.reactor = reactor
         self.portal = portal
@@ -79,11 +85,12 @@ class FTPSFactory(Factory):
         self.implicit = implicit
         self.limits = limits if limits is not None else ConnectionLimits()
         self.bans = bans if bans is not None else LoginBans(reactor)
+        self.observer = observer
 
     def withImplicitTLS(self) -> FTPSFactory:
         """
         A factory for an implicit-FTPS endpoint that shares this one's
-        settings, caps and bans.
+        settings, caps, bans and observer.
         """
         return type(self)(
             self.reactor,
@@ -93,4 +100,5 @@ class FTPSFactory(Factory):
             implicit=True,
             limits=self.limits,
             bans=self.bans,
+            observer=self.observer,
         )
