@@ -59,8 +59,9 @@ class Misbehaviour:
         congested data connection); C{None} for full speed.
     @ivar slowDataInterval: seconds between two pieces.
     @ivar closeAfterCommands: after this many commands on a control
-        connection, the next one is answered C{421} and the connection
-        closes (a server shutting down, or an administrator's kick).
+        connection (counted from its start), the next one is answered
+        C{421} and the connection closes (a server shutting down, or an
+        administrator's kick).
     @ivar refusePassive: C{PASV} and C{EPSV} are answered C{425} (a server
         whose passive ports are exhausted or firewalled).
     """
@@ -295,9 +296,12 @@ class MisbehavingProtocol(FTPSProtocol):
         if isinstance(self.dataChannel, _MisbehavingChannel):
             self.dataChannel.misbehaviour = self.misbehaviour
         command, _ = self._parse(line)
+        if not command:
+            super()._runLine(line)
+            return
+        self._commandCount += 1
         limit = self.misbehaviour.closeAfterCommands
-        if command and limit is not None:
-            self._commandCount += 1
+        if limit is not None:
             if self._commandCount > limit:
                 self.observer.commandReceived(self.peerAddress, command, "")
                 self.reply(421, "Service not available, closing control connection.")
