@@ -31,8 +31,7 @@ from txftps.interfaces import (
     ISessionObserver,
     IUniqueNameShell,
 )
-from txftps.interpreter import _SilentObserver
-from txftps.server import FTPSFactory, ServerSettings
+from txftps.server import FTPSFactory, ServerSettings, _SilentObserver
 from txftps.storage import LocalShell
 from txftps.tls import ServerTLS
 

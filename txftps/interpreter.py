@@ -94,33 +94,6 @@ _KEEPS_RESTART = frozenset(
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
 
 
-@implementer(ISessionObserver)
-class _SilentObserver:
-    """
-    The observer of a factory that has none: ignores everything.
-    """
-
-    def loginSucceeded(self, peer: Any, user: str) -> None:
-        pass
-
-    def loginFailed(self, peer: Any, user: str) -> None:
-        pass
-
-    def commandReceived(self, peer: Any, command: str, argument: str) -> None:
-        pass
-
-    def replySent(self, peer: Any, code: int, text: str) -> None:
-        pass
-
-    def transferEnded(
-        self, peer: Any, command: str, path: str, sent: int, received: int, code: int
-    ) -> None:
-        pass
-
-
-_SILENT = _SilentObserver()
-
-
 @implementer(interfaces.IHandshakeListener)
 class ProtocolInterpreter(LineReceiver):
     """
@@ -208,10 +181,9 @@ class ProtocolInterpreter(LineReceiver):
     @property
     def observer(self) -> ISessionObserver:
         """
-        The factory's L{ISessionObserver}, or one that ignores everything.
+        The factory's L{ISessionObserver}.
         """
-        observer = self.factory.observer
-        return observer if observer is not None else _SILENT
+        return self.factory.observer
 
     @property
     def avatar(self) -> ftp.IFTPShell:
@@ -512,60 +484,6 @@ class ProtocolInterpreter(LineReceiver):
             raise FTPReplyError(536, f"Protection level {level} not supported.")
         else:
             raise FTPReplyError(504, "Unknown protection level; use C or P.")
-
-    # informational commands
-
-    def ftp_FEAT(self, argument: str) -> None:
-        facts = "".join(f + ("*;" if f in self._mlstFacts else ";") for f in MLST_FACTS)
-        features = [
-            f"MLST {facts}" if feature.startswith("MLST ") else feature
-            for feature in self.features
-        ]
-        if self.settings.allowCCC and not self.state.implicit:
-            features.append("CCC")
-        self.reply(211, "\n".join(["Features:", *features, "End"]))
-
-    def ftp_OPTS(self, argument: str) -> None:
-        option = argument.strip().upper()
-        if option in ("UTF8 ON", "UTF-8 ON"):
-            self.reply(200, "UTF8 mode is always on.")
-        elif option.startswith("MLST"):
-            wanted = option[4:].strip().lower().split(";")
-            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
-            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
-        else:
-            raise FTPReplyError(501, "Option not understood.")
-
-    def ftp_SYST(self, argument: str) -> None:
-        self.reply(215, "UNIX Type: L8")
-
-    def ftp_NOOP(self, argument: str) -> None:
-        self.reply(200, "NOOP ok.")
-
-    def ftp_HELP(self, argument: str) -> None:
-        names = sorted(name[4:] for name in dir(self) if name.startswith("ftp_"))
-        self.reply(214, "\n".join(["Commands:", " ".join(names), "Help ok."]))
-
-    def ftp_QUIT(self, argument: str) -> None:
-        self.reply(221, "Goodbye.")
-        self._close()
-
-    def ftp_TYPE(self, argument: str) -> None:
-        kind = argument.strip().upper()
-        if kind in ("I", "L 8", "A", "A N"):
-            self.reply(200, f"Type set to {kind}.")
-        else:
-            raise FTPReplyError(504, f"Type {kind} not supported.")
-
-    def ftp_MODE(self, argument: str) -> None:
-        if argument.strip().upper() != "S":
-            raise FTPReplyError(504, "Only MODE S is supported.")
-        self.reply(200, "Mode set to S.")
-
-    def ftp_STRU(self, argument: str) -> None:
-        if argument.strip().upper() != "F":
-            raise FTPReplyError(504, "Only STRU F is supported.")
-        self.reply(200, "Structure set to F.")
 
     # navigation
 

@@ -25,9 +25,11 @@ from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.internet.protocol import Factory
+from zope.interface import implementer
 
 from txftps.auth import LoginBans
 from txftps.filecommands import FileCommands
+from txftps.infocommands import InformationCommands
 from txftps.interfaces import ISessionObserver
 from txftps.logincommands import LoginCommands
 from txftps.settings import ConnectionLimits, ServerSettings
@@ -37,17 +39,45 @@ from txftps.transfercommands import TransferCommands
 __all__ = ["ConnectionLimits", "FTPSFactory", "FTPSProtocol", "ServerSettings"]
 
 
-class FTPSProtocol(TransferCommands, FileCommands, LoginCommands):
+class FTPSProtocol(TransferCommands, FileCommands, LoginCommands, InformationCommands):
     """
     The FTPS protocol interpreter of one control connection: the core
     (L{txftps.interpreter.ProtocolInterpreter}), the login commands
-    (L{LoginCommands}), the file commands (L{FileCommands}) and the transfer
-    commands (L{TransferCommands}).
+    (L{LoginCommands}), the informational commands
+    (L{InformationCommands}), the file commands (L{FileCommands}) and the
+    transfer commands (L{TransferCommands}).
 
     Subclass it to add C{ftp_<CMD>} or C{site_<NAME>} methods or to change
     class attributes such as C{greeting}, C{features} or
     C{dataChannelFactory}.
     """
+
+
+@implementer(ISessionObserver)
+class _SilentObserver:
+    """
+    The observer of a factory given none: ignores everything.
+    """
+
+    def loginSucceeded(self, peer: Any, user: str) -> None:
+        pass
+
+    def loginFailed(self, peer: Any, user: str) -> None:
+        pass
+
+    def commandReceived(self, peer: Any, command: str, argument: str) -> None:
+        pass
+
+    def replySent(self, peer: Any, code: int, text: str) -> None:
+        pass
+
+    def transferEnded(
+        self, peer: Any, command: str, path: str, sent: int, received: int, code: int
+    ) -> None:
+        pass
+
+
+_SILENT = _SilentObserver()
 
 
 class FTPSFactory(Factory):
@@ -61,8 +91,8 @@ class FTPSFactory(Factory):
     @ivar settings: the operator's settings.
     @ivar limits: connection caps, shared with the server's other factories.
     @ivar bans: failed-login bans, shared likewise.
-    @ivar observer: told about logins, commands, replies and transfers, or
-        C{None}.
+    @ivar observer: the L{ISessionObserver} told about logins, commands,
+        replies and transfers (one that ignores them when none is given).
     """
 
     protocol = FTPSProtocol  # type: ignore[assignment]
@@ -85,7 +115,7 @@ class FTPSFactory(Factory):
         self.implicit = implicit
         self.limits = limits if limits is not None else ConnectionLimits()
         self.bans = bans if bans is not None else LoginBans(reactor)
-        self.observer = observer
+        self.observer: ISessionObserver = observer if observer is not None else _SilentObserver()
 
     def withImplicitTLS(self) -> FTPSFactory:
         """
