@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.cred import checkers, portal
 from twisted.internet import reactor, threads
+from twisted.internet.interfaces import IConsumer
 from twisted.protocols.ftp import FTPShell, IFTPShell
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -20,7 +21,10 @@ from zope.interface import alsoProvides, implementer
 from zope.interface.verify import verifyObject
 
 from tests import support
-from txftps.auth import normalizeChecker
+from txftps._testing.memoryshell import _MemorySink
+from txftps._testing.misbehaviour import _Collector, _TruncatingSink
+from txftps._testing.server import _SharedTreeRealm
+from txftps.auth import ANONYMOUS, normalizeChecker
 from txftps.interfaces import (
     IAtomicWriteFile,
     ICloseableReadFile,
@@ -33,6 +37,7 @@ from txftps.interfaces import (
 )
 from txftps.server import FTPSFactory, ServerSettings, _SilentObserver
 from txftps.storage import LocalShell
+from txftps.testing import SessionRecord
 from txftps.tls import ServerTLS
 
 _SHELL_INTERFACES = (
@@ -105,6 +110,44 @@ class LocalShellInterfaceTests(SynchronousTestCase):
         The observer of a factory without one provides L{ISessionObserver}.
         """
         self.assertTrue(verifyObject(ISessionObserver, _SilentObserver()))
+        self.assertIsInstance(FTPSFactory(None, None, None).observer, _SilentObserver)
+
+
+class TestingImplementationTests(SynchronousTestCase):
+    """
+    The private classes behind L{txftps.testing} provide what they declare.
+    """
+
+    def test_record(self) -> None:
+        """
+        L{SessionRecord} is an L{ISessionObserver}.
+        """
+        self.assertTrue(verifyObject(ISessionObserver, SessionRecord()))
+
+    def test_consumers(self) -> None:
+        """
+        The consumers of the memory shell and the misbehaving data
+        connection are L{IConsumer}s.
+        """
+        for consumer in (
+            _MemorySink(b"", None),
+            _Collector(),
+            _TruncatingSink(_Collector(), 1, lambda: None),
+        ):
+            self.assertTrue(verifyObject(IConsumer, consumer), consumer)
+
+    def test_realm(self) -> None:
+        """
+        The test server's realm is an L{IRealm} handing out L{LocalShell}s,
+        read-only for anonymous users.
+        """
+        root = FilePath(self.mktemp())
+        root.makedirs()
+        realm = _SharedTreeRealm(root, None, frozenset())
+        self.assertTrue(verifyObject(portal.IRealm, realm))
+        _, shell, _ = realm.requestAvatar(ANONYMOUS, None, IFTPShell)
+        self.assertIsInstance(shell, LocalShell)
+        self.assertTrue(IReadOnlyShell.providedBy(shell))
 
 
 class _NamedLikeLocalShell(FTPShell):  # type: ignore[misc]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 from zope.interface import implementer
 
@@ -30,9 +31,9 @@ _DIRECTIONS = {
 
 
 def _session(peer: IAddress) -> str:
-    host = getattr(peer, "host", "?")
-    port = getattr(peer, "port", "?")
-    return f"{host}:{port}"
+    if isinstance(peer, (IPv4Address, IPv6Address)):
+        return f"{peer.host}:{peer.port}"
+    return str(peer)
 
 
 @dataclass(frozen=True)

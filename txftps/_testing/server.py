@@ -48,9 +48,10 @@ class _TestFactory(FTPSFactory):
     protocol = MisbehavingProtocol
     misbehaviour = Misbehaviour()
 
-    def startFactory(self) -> None:
-        self.sessions: set[MisbehavingProtocol] = getattr(self, "sessions", set())
-        self._drained: list[defer.Deferred[None]] = getattr(self, "_drained", [])
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: set[MisbehavingProtocol] = set()
+        self._drained: list[defer.Deferred[None]] = []
 
     def sessionStarted(self, session: MisbehavingProtocol) -> None:
         self.sessions.add(session)
