@@ -165,6 +165,9 @@ def twistdCommand(directory: str, implicit: str, *options: str) -> list[str]:
         "tcp:0:interface=127.0.0.1",
         "--implicit",
         implicit,
+        # Tests read the per-command lines, which are logged at debug.
+        "--log-level",
+        "debug",
         *options,
         "--data-dir",
         os.path.join(directory, "data"),
@@ -261,6 +264,16 @@ class TwistdServer:
             return f.read().decode("utf-8", "replace")
 
     def stop(self) -> None:
+        self.stopProcess()
+        if hasattr(self, "_log"):
+            self._log.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def stopProcess(self) -> None:
+        """
+        Stop the server with SIGTERM (a kill after 10 s) and keep its files
+        and log.
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -268,9 +281,6 @@ class TwistdServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if hasattr(self, "_log"):
-            self._log.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
     def userHome(self, name: str) -> str:
         return os.path.join(self.home, name)

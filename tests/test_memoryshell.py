@@ -6,6 +6,7 @@ them to curl (upload, download, resume, append, list, rename, delete).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -25,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.support import requireProgram
-from txftps.errors import FTPReplyError
+from txftps.errors import ErrorReplies, FTPReplyError, UploadWriteError
 from txftps.interfaces import (
     IAtomicWriteFile,
     ICloseableReadFile,
@@ -201,8 +202,9 @@ class OperationTests(SynchronousTestCase):
         self.filesystem.capacity = 20
         writeFile = _upload(self.shell, ["big.txt"], b"x" * 100)
         error = writeFile.writeError()
-        self.assertEqual(error.code, 552)
-        self.failureResultOf(writeFile.close(), FTPReplyError)
+        self.assertEqual(error.error.errno, errno.ENOSPC)
+        self.assertEqual(ErrorReplies().replyFor(error)[0], 552)
+        self.failureResultOf(writeFile.close(), UploadWriteError)
         self.assertFalse(self.filesystem.exists("big.txt"))
 
     def test_directories(self) -> None:

@@ -9,6 +9,7 @@ the handshake.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import re
@@ -30,6 +31,7 @@ from zope.interface import implementer
 
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
 from txftps.datachannel import PassivePortRange
+from txftps.errors import ErrorReplies
 from txftps.policy import SessionPolicy
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
 from txftps.tls import ServerTLS
@@ -399,20 +401,24 @@ class GreetingAndLoginTests(ServerTestCase):
     def test_bannedAddressCannotLogIn(self) -> None:
         """
         After C{banAfter} failures from one address, even the right password
-        from that address gets 530 (without asking the checker); another
-        address still logs in.
+        from that address gets 530 (without asking the checker) in a session
+        opened before the ban; a new connection from it gets 421 and is
+        closed at once; another address still logs in.
         """
         bans = LoginBans(self.clock, banAfter=2, banTime=60)
         factory = self.factory(bans=bans)
         session = self.connect(factory)
+        again = self.connect(factory)
         for _attempt in range(2):
             session.codes("USER alice")
             self.assertEqual(session.codes("PASS wrong"), [530])
         calls = len(self.passwords.calls)
-        again = self.connect(factory)
         again.codes("USER alice")
         self.assertEqual(again.codes("PASS secret"), [530])
         self.assertEqual(len(self.passwords.calls), calls)
+        refused = self.connect(factory, greeting=False)
+        self.assertEqual(finalCodes(refused.replies()), [421])
+        self.assertTrue(refused.closed)
         other = self.connect(factory, peer="127.0.0.2")
         other.codes("USER alice")
         self.assertEqual(other.codes("PASS secret"), [230])
@@ -601,6 +607,26 @@ class FilesystemTests(ServerTestCase):
         self.assertEqual(session.codes("RMD newdir"), [250])
         self.assertFalse(self.aliceHome.child("newdir").exists())
         self.assertEqual(session.codes("RMD newdir"), [550])
+
+    def test_errorRepliesFromTheClass(self) -> None:
+        """
+        A protocol subclass with its own C{errorReplies} changes the reply
+        of a failure (RMD of a directory that is not empty) for its server
+        only; the default is 550 "Directory not empty.".
+        """
+
+        class Replies(ErrorReplies):
+            byErrno = {**ErrorReplies.byErrno, errno.ENOTEMPTY: (550, "Still has files.")}
+
+        class Protocol(FTPSProtocol):
+            errorReplies = Replies()
+
+        self.aliceHome.child("full").makedirs()
+        self.aliceHome.child("full").child("f").setContent(b"f")
+        self.assertEqual(self.loggedIn().send("RMD full"), ["550 Directory not empty."])
+        factory = self.factory()
+        factory.protocol = Protocol
+        self.assertEqual(self.loggedIn(factory=factory).send("RMD full"), ["550 Still has files."])
 
     def test_dele(self) -> None:
         """

@@ -20,10 +20,12 @@ from typing import Any
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred import credentials, error
+from twisted.logger import PredicateResult
 from twisted.protocols.ftp import IFTPShell
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
 from txftps.datachannel import PassivePortRange
 from txftps.server import FTPSFactory
@@ -696,3 +698,70 @@ class TwistdProcessTests(SynchronousTestCase):
         self.assertEqual(keyPath.getContent(), keyBytes)
         self.assertIn("generated", first.output)
         self.assertNotIn("generated", second.output)
+
+
+class ServerFilesTests(SynchronousTestCase):
+    """
+    twistd's pid file and daemon log never land in a served tree, and the log
+    leaves out the lines Twisted's ports write for every passive listener.
+    """
+
+    def setUp(self) -> None:
+        self.base = os.path.realpath(self.mktemp())
+        self.served = os.path.join(self.base, "served")
+        self.data = os.path.join(self.base, "data")
+        os.makedirs(self.served)
+
+    def test_pidFileInServedTreeMoves(self) -> None:
+        """
+        A pid file that would be inside the served tree moves to the data
+        directory, which is created (mode 0700); the move is reported.
+        """
+        options: dict[str, Any] = {"pidfile": os.path.join(self.served, "twistd.pid")}
+        options["nodaemon"] = True
+        moved = placeServerFiles(options, [self.served], self.data)
+        self.assertEqual(options["pidfile"], os.path.join(self.data, "twistd.pid"))
+        self.assertEqual(moved, [f"pid file {options['pidfile']}"])
+        self.assertEqual(stat.S_IMODE(os.stat(self.data).st_mode), 0o700)
+
+    def test_filesElsewhereStay(self) -> None:
+        """
+        A pid file or log file outside the served trees stays where the
+        operator put it, and nothing is created.
+        """
+        elsewhere = os.path.join(self.base, "run", "ftps.pid")
+        log = os.path.join(self.base, "ftps.log")
+        options: dict[str, Any] = {"pidfile": elsewhere, "logfile": log, "nodaemon": False}
+        self.assertEqual(placeServerFiles(options, [self.served], self.data), [])
+        self.assertEqual((options["pidfile"], options["logfile"]), (elsewhere, log))
+        self.assertFalse(os.path.exists(self.data))
+
+    def test_daemonLogMoves(self) -> None:
+        """
+        A daemon (no C{-n}) started in the served tree would write
+        C{twistd.log} there: it goes to the data directory instead. With
+        C{-n} and no C{--logfile} the log is standard output and nothing
+        moves.
+        """
+        cwd = os.getcwd()
+        os.chdir(self.served)
+        self.addCleanup(os.chdir, cwd)
+        daemon: dict[str, Any] = {"pidfile": "", "logfile": None, "nodaemon": False}
+        placeServerFiles(daemon, [self.served], self.data)
+        self.assertEqual(daemon["logfile"], os.path.join(self.data, "twistd.log"))
+        foreground: dict[str, Any] = {"pidfile": "", "logfile": None, "nodaemon": True}
+        self.assertEqual(placeServerFiles(foreground, [self.served], self.data), [])
+        self.assertIsNone(foreground["logfile"])
+
+    def test_portChatterDropped(self) -> None:
+        """
+        The filter drops Twisted's C{... starting on N} and C{(TCP Port N
+        Closed)} lines and lets other lines through.
+        """
+        quiet = QuietPortsFilter()
+        for text in ("_DataFactory starting on 43797", "(TCP Port 43797 Closed)"):
+            event = {"log_format": "{log_text}", "log_text": text}
+            self.assertEqual(quiet(event), PredicateResult.no, text)
+        for text in ("alice logged in from 127.0.0.1", "starting on 12 files"):
+            event = {"log_format": "{log_text}", "log_text": text}
+            self.assertEqual(quiet(event), PredicateResult.maybe, text)

@@ -244,6 +244,23 @@ class LoginBans:
             return False
         return self._failureCount(host) + self._running.get(host, 0) >= self.banAfter
 
+    def refusesConnections(self, host: str) -> bool:
+        """
+        Is C{host} under a ban now, so that its new connections are refused
+        before the greeting and before any TLS handshake?
+
+        Unlike L{isBanned}, checks still running do not count here: they may
+        yet succeed, and a client that opens a second connection while its
+        first logs in must not be turned away.
+        """
+        until = self._bannedUntil.get(host)
+        if until is None:
+            return False
+        if self._clock.seconds() < until:
+            return True
+        del self._bannedUntil[host]
+        return False
+
     def checking(self, host: str) -> None:
         """
         A password check for C{host} started; call L{failed} or L{succeeded}

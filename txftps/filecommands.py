@@ -19,7 +19,6 @@ from txftps.listing import (
     LIST_KEYS,
     formatFacts,
     formatList,
-    printableName,
     quotePath,
 )
 
@@ -75,7 +74,7 @@ class FileCommands(ProtocolInterpreter):
         return self._shellCall(self.avatar.stat, segments, ("modified",)).addCallback(modified)
 
     def ftp_MKD(self, argument: str) -> defer.Deferred[None]:
-        segments = self._segments(argument)
+        segments = self._newName(self._segments(argument))
 
         def made(_: object) -> None:
             self.reply(257, f"{quotePath(self._displayPath(segments))} created.")
@@ -110,7 +109,7 @@ class FileCommands(ProtocolInterpreter):
         if self._renameFrom is None:
             raise FTPReplyError(503, "RNTO needs RNFR first.")
         source, self._renameFrom = self._renameFrom, None
-        target = self._segments(argument)
+        target = self._newName(self._segments(argument))
         return self._shellCall(self.avatar.rename, source, target).addCallback(
             lambda _: self.reply(250, "Renamed.")
         )
@@ -118,8 +117,6 @@ class FileCommands(ProtocolInterpreter):
     def ftp_MLST(self, argument: str) -> defer.Deferred[None]:
         segments = self._segments(argument)
         display = self._displayPath(segments)
-        if not printableName(display):
-            raise FTPReplyError(550, "Unprintable name.")
 
         def stated(attrs: list[Any]) -> None:
             line = formatFacts(display, attrs, self._mlstFacts, self._writable())

@@ -154,10 +154,12 @@ class IAtomicWriteFile(IWriteFile):
 
     def writeError() -> Exception | None:  # type: ignore[misc]
         """
-        The reply for a write that failed while the upload ran (a full disk),
-        if any; the server sends it instead of "transfer aborted".
+        The failure of a write while the upload ran (a full disk), if any;
+        the server answers it instead of "transfer aborted".
 
-        @rtype: L{txftps.errors.FTPReplyError} or C{None}
+        @return: an L{txftps.errors.UploadWriteError} (answered C{552} for a
+            full disk, else C{452}), an L{txftps.errors.FTPReplyError}
+            (answered as it says), or C{None}.
         """
 
 

@@ -12,8 +12,12 @@ Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
 plaintext after the AUTH line, and starts TLS. Implicit FTPS: TLS from the
 first byte; the greeting comes only after the handshake.
 
-Errors are L{FTPReplyError}s (or Twisted's shell errors), turned into replies
-in one place, L{ProtocolInterpreter._replyFailure}.
+Errors are L{FTPReplyError}s, Twisted's shell errors or storage C{OSError}s,
+turned into replies in one place, L{ProtocolInterpreter._replyFailure}, by
+the class's L{ErrorReplies}.
+
+Paths are read with L{unescapeName} and shown with L{escapeName}: a name with
+control characters is shown escaped, and the escaped name works in commands.
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from zope.interface import implementer
 
 from txftps.ccc import clearControlChannel
 from txftps.datachannel import DataChannel
-from txftps.errors import FTPReplyError
+from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
 from txftps.interfaces import IMachineListingShell, IReadOnlyShell, ISessionObserver
 from txftps.listing import (
     MLST_FACTS,
     MLST_KEYS,
+    displayPath,
+    escapeName,
+    hasControlCharacters,
+    pathSegments,
     printableName,
 )
 from txftps.policy import SessionState
@@ -52,19 +60,6 @@ _log = Logger()
 #: Telnet IAC, IP and DM bytes (undecodable, so surrogate-escaped) that some
 #: clients send before ABOR.
 _TELNET_CONTROLS = ("\udcff", "\udcf4", "\udcf2")
-
-#: Twisted shell errors and the replies they become.
-_SHELL_ERRORS: list[tuple[type[Exception], int, str]] = [
-    (ftp.FileNotFoundError, 550, "No such file or directory."),
-    (ftp.PermissionDeniedError, 550, "Permission denied."),
-    (ftp.AnonUserDeniedError, 550, "Permission denied."),
-    (ftp.IsNotADirectoryError, 550, "Not a directory."),
-    (ftp.IsADirectoryError, 550, "Is a directory."),
-    (ftp.FileExistsError, 550, "File exists."),
-    (ftp.InvalidPath, 550, "Invalid path."),
-    (ftp.CmdArgSyntaxError, 501, "Syntax error in arguments."),
-    (ftp.BadCmdSequenceError, 503, "Bad sequence of commands."),
-]
 
 #: Commands that leave a pending REST offset alone; any other clears it.
 _KEEPS_RESTART = frozenset(
@@ -103,6 +98,7 @@ class ProtocolInterpreter(LineReceiver):
     transfer commands.
 
     @cvar dataChannelFactory: builds the L{DataChannel}.
+    @cvar errorReplies: turns the errors of commands into replies.
     @cvar greeting: the 220 text.
     @cvar features: the FEAT lines.
     @ivar state: the L{SessionState} the policy reads.
@@ -118,6 +114,7 @@ class ProtocolInterpreter(LineReceiver):
     closeGrace: ClassVar[float] = 2.0
 
     dataChannelFactory: ClassVar[Callable[..., DataChannel]] = DataChannel
+    errorReplies: ClassVar[ErrorReplies] = ErrorReplies()
     greeting: ClassVar[str] = "txftps ready."
     features: ClassVar[tuple[str, ...]] = (
         "AUTH TLS",
@@ -212,6 +209,15 @@ class ProtocolInterpreter(LineReceiver):
         if setNoDelay is not None:
             # Replies are small and answered at once: no Nagle delay.
             setNoDelay(True)
+        if self.factory.bans.refusesConnections(self.peerHost):
+            # Refused at the door: no greeting beyond the 421, and no TLS
+            # handshake for an attacker to spend our CPU on.
+            _log.info("refused {host}: banned after failed logins", host=self.peerHost)
+            if not self.factory.implicit:
+                self.reply(421, "Too many failed logins from your address; try again later.")
+            self.transport.loseConnection()
+            self._closing = True
+            return
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
             if not self.factory.implicit:
@@ -325,9 +331,11 @@ class ProtocolInterpreter(LineReceiver):
 
     def reply(self, code: int, text: str) -> None:
         """
-        Send a reply; a multi-line C{text} becomes a multi-line reply.
+        Send a reply; a multi-line C{text} becomes a multi-line reply. A line
+        with any other control character is written with L{escapeName}: no
+        name can break a reply line.
         """
-        lines = text.replace("\r", "").split("\n")
+        lines = [escapeName(x) if hasControlCharacters(x) else x for x in text.split("\n")]
         if len(lines) == 1:
             out = f"{code} {lines[0]}\r\n"
         else:
@@ -339,16 +347,11 @@ class ProtocolInterpreter(LineReceiver):
         self.observer.replySent(self.peerAddress, code, "\n".join(lines))
 
     def _replyFailure(self, failure: Failure) -> None:
-        error = failure.value
-        if isinstance(error, FTPReplyError):
-            self.reply(error.code, error.text)
-            return
-        for kind, code, text in _SHELL_ERRORS:
-            if isinstance(error, kind):
-                self.reply(code, text)
-                return
-        _log.failure("command failed", failure)
-        self.reply(451, "Requested action aborted: local error in processing.")
+        reply = self.errorReplies.replyFor(failure.value)  # type: ignore[arg-type]
+        if reply is None:
+            _log.failure("command failed", failure)
+            reply = (451, "Requested action aborted: local error in processing.")
+        self.reply(*reply)
 
     # line handling
 
@@ -417,12 +420,19 @@ class ProtocolInterpreter(LineReceiver):
     # paths
 
     def _segments(self, path: str) -> list[str]:
-        if "\0" in path:
-            raise FTPReplyError(550, "Invalid path.")
-        return ftp.toSegments(self.workingDirectory, path)  # type: ignore[no-any-return]
+        return pathSegments(self.workingDirectory, path)
+
+    def _newName(self, segments: list[str]) -> list[str]:
+        """
+        C{segments} name a file or directory about to be made: no control
+        characters (L{FileNameNotAllowedError}, 553).
+        """
+        if segments and hasControlCharacters(segments[-1]):
+            raise FileNameNotAllowedError("/".join(segments))  # type: ignore[no-untyped-call]
+        return segments
 
     def _displayPath(self, segments: list[str]) -> str:
-        return "/" + "/".join(segments)
+        return displayPath(segments)
 
     def _shellCall(
         self, method: Callable[..., Any], *args: Any, **kwargs: Any

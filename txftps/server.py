@@ -96,6 +96,8 @@ class FTPSFactory(Factory):
     """
 
     protocol = FTPSProtocol  # type: ignore[assignment]
+    #: Our own "listening on" line says what an operator needs.
+    noisy = False
 
     def __init__(
         self,

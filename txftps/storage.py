@@ -3,10 +3,12 @@
 Storage: a local-filesystem L{IFTPShell} that keeps every path inside its root
 and never leaves a half-written file under its final name.
 
-L{LocalShell} is Twisted's L{FTPShell} with three changes:
+L{LocalShell} is Twisted's L{FTPShell} with these changes:
 
  - every path is resolved (symlinks included) and refused unless it stays
    inside the root; Twisted's shell follows symlinks anywhere;
+ - a new file or directory may not take a name reserved for in-progress
+   uploads (L{FileNameNotAllowedError}, C{553});
  - uploads go to a hidden temporary file in the target's directory and are
    moved into place only by L{IWriteFile.close}; L{SafeWriteFile.abort}
    removes them;
@@ -40,7 +42,7 @@ from twisted.protocols.ftp import (
 from twisted.python.filepath import FilePath, InsecurePath
 from zope.interface import alsoProvides, implementer, noLongerProvides
 
-from txftps.errors import FTPReplyError
+from txftps.errors import FileNameNotAllowedError, FTPReplyError, UploadWriteError
 from txftps.interfaces import (
     IAtomicWriteFile,
     ICloseableReadFile,
@@ -292,7 +294,7 @@ class SafeWriteFile:
                 os.replace(self.temporary.path, self.final.path)
         except OSError as e:
             self._discard()
-            return defer.fail(FTPReplyError(451, f"Could not store the file: {e.strerror}."))
+            return defer.fail(e)
         self._lock.release()
         try:
             os.unlink(partialPath(self.final).path)
@@ -300,16 +302,16 @@ class SafeWriteFile:
             pass
         return defer.succeed(None)
 
-    def writeError(self) -> FTPReplyError | None:
+    def writeError(self) -> UploadWriteError | None:
         """
-        The reply for a write that failed during the upload (disk full: 552;
-        another write error: 452), or C{None}.
+        The write that failed during the upload, if one did (the protocol's
+        L{txftps.errors.ErrorReplies} answers it: disk full C{552}, another
+        write error C{452}), or C{None}.
         """
         error = self._sink.error
         if error is None:
             return None
-        full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        return FTPReplyError(552 if full else 452, f"Write failed: {error.strerror}.")
+        return UploadWriteError(error)
 
     def abort(self) -> int:
         """
@@ -400,13 +402,23 @@ class LocalShell(FTPShell):  # type: ignore[misc]
             raise PermissionDeniedError("/".join(path))
         return p  # type: ignore[no-any-return]
 
+    def _refuseName(self, path: Sequence[str]) -> defer.Deferred[Any] | None:
+        """
+        A new file or directory may not take a reserved name.
+        """
+        if path and path[-1].startswith(TEMPORARY_PREFIX):
+            return defer.fail(FileNameNotAllowedError("/".join(path)))  # type: ignore[no-untyped-call]
+        return None
+
     def _refuseIfReadOnly(self, path: Sequence[str]) -> defer.Deferred[Any] | None:
         if self.readOnly:
             return defer.fail(PermissionDeniedError("/".join(path)))
         return None
 
     def makeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().makeDirectory(path)  # type: ignore[no-untyped-call]
+        return (
+            self._refuseIfReadOnly(path) or self._refuseName(path) or super().makeDirectory(path)  # type: ignore[no-untyped-call]
+        )
 
     def removeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
         return self._refuseIfReadOnly(path) or super().removeDirectory(path)  # type: ignore[no-untyped-call]
@@ -430,7 +442,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         return d.addCallback(lambda result: self._dropPartial(path, result))  # type: ignore[no-any-return]
 
     def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
-        refused = self._refuseIfReadOnly(fromPath)
+        refused = self._refuseIfReadOnly(fromPath) or self._refuseName(toPath)
         if refused is not None:
             return refused
         d = super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
@@ -470,7 +482,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         Open a file for an upload: a L{SafeWriteFile}, resumed at C{offset}
         (C{REST} + C{STOR}) or appending (C{APPE}) when asked.
         """
-        refused = self._refuseIfReadOnly(path)
+        refused = self._refuseIfReadOnly(path) or self._refuseName(path)
         if refused is not None:
             return refused
         p = self._path(path)

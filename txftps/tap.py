@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
+from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
 from txftps.certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
 from txftps.datachannel import PassivePortRange
@@ -135,6 +136,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Seconds for a pending data connection",
             _positive("data-timeout"),
         ],
+        ["log-format", None, "text", "Log lines as text or json (one object per line)"],
+        ["log-level", None, "info", "debug, info, warn or error; per-command lines at debug"],
         ["max-clients", None, 1000, "Control connections in all", _positive("max-clients", int)],
         [
             "max-clients-per-ip",
@@ -233,6 +236,28 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 )
         except CertificateError as e:
             raise usage.UsageError(str(e))
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        self["server-files-moved"] = []
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            # Run by twistd: keep its pid file and log out of what we serve,
+            # and keep Twisted's per-listener lines out of the log.
+            served = [os.path.abspath(self[name] or ".") for name in ("root", "home")]
+            dataDirectory = self["data-dir"] or defaultDataDirectory()
+            try:
+                self["server-files-moved"] = placeServerFiles(parent, served, dataDirectory)
+            except OSError as e:
+                raise usage.UsageError(f"cannot use data directory {dataDirectory}: {e}")
+            if not installObserver(parent, self["log-format"], self["log-level"]) and (
+                self["log-format"] != "text" or self["log-level"] != "info"
+            ):
+                raise usage.UsageError(
+                    "--log-format and --log-level cannot be combined with twistd's"
+                    " --logger or --syslog"
+                )
         self["cert-mapping"] = None
         if self["cert-map"] is not None:
             try:
@@ -338,4 +363,6 @@ def makeService(options: Options) -> service.MultiService:
         implicit=", ".join(options["implicit"]) or "none",
     )
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    for moved in options["server-files-moved"]:
+        _log.info("txftps: {moved}, outside the served tree", moved=moved)
     return top

@@ -293,6 +293,7 @@ class TransferCommands(ProtocolInterpreter):
         needed = IUniqueNameShell if options.get("exclusive") else IResumableShell
         if options and not needed.providedBy(self.shell):
             raise FTPReplyError(504, f"{command} is not supported by this storage.")
+        self._newName(segments)
 
         def opened(writeFile: Any) -> None:
             async def receive(connection: DataConnection) -> None:

@@ -33,7 +33,7 @@ from twisted.protocols.ftp import (
 from twisted.python.filepath import Permissions
 from zope.interface import alsoProvides, implementer
 
-from txftps.errors import FTPReplyError
+from txftps.errors import FTPReplyError, UploadWriteError
 from txftps.interfaces import (
     IAtomicWriteFile,
     ICloseableReadFile,
@@ -269,9 +269,9 @@ class _MemoryWriter:
     def receive(self) -> defer.Deferred[interfaces.IConsumer]:
         return defer.succeed(self._sink)
 
-    def writeError(self) -> FTPReplyError | None:
+    def writeError(self) -> UploadWriteError | None:
         if self._sink.full:
-            return FTPReplyError(552, f"Write failed: {os.strerror(errno.ENOSPC)}.")
+            return UploadWriteError(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         return None
 
     def close(self) -> defer.Deferred[None]:
