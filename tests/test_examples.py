@@ -1,6 +1,8 @@
 """
 The examples in docs/ run as documented: docs/examples/custom_auth.py serves a
-custom checker and a custom realm to a real ftplib client over TLS.
+custom checker and a custom realm to a real ftplib client over TLS;
+docs/examples/testing_example.py passes under trial, run as its docstring
+says.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import ftplib
 import importlib.util
 import io
 import os
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -98,3 +102,39 @@ class CustomAuthExampleTests(TestCase):
             self.assertFalse(self.project.child("audit.txt").exists())
 
         return threads.deferToThread(self._session).addCallback(check)
+
+
+class TestingExampleTests(TestCase):
+    """
+    docs/examples/testing_example.py: a user's own tests built on
+    L{txftps.testing}.
+    """
+
+    def test_passesUnderTrial(self) -> None:
+        """
+        C{trial docs/examples/testing_example.py} runs every test of the
+        example and all of them pass.
+        """
+        path = os.path.join(support.PROJECT_ROOT, "docs", "examples", "testing_example.py")
+        with open(path, encoding="utf-8") as f:
+            count = f.read().count("    def test_")
+        workdir = tempfile.mkdtemp(prefix="txftps-example-")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = support.PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+
+        def run() -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [sys.executable, "-m", "twisted.trial", path],
+                capture_output=True,
+                cwd=workdir,
+                env=env,
+                timeout=300,
+            )
+
+        def check(result: subprocess.CompletedProcess[bytes]) -> None:
+            output = result.stdout.decode("utf-8", "replace")
+            self.assertEqual(result.returncode, 0, output[-3000:] + result.stderr.decode())
+            self.assertGreaterEqual(count, 7)
+            self.assertIn(f"PASSED (successes={count})", output)
+
+        return threads.deferToThread(run).addCallback(check)

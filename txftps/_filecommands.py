@@ -20,6 +20,7 @@ from txftps._listing import (
     quotePath,
 )
 from txftps.errors import FTPReplyError
+from txftps.interfaces import IModificationTimeShell
 
 if TYPE_CHECKING:
     pass
@@ -44,7 +45,7 @@ class FileCommands(ProtocolInterpreter):
             self.workingDirectory = segments
             self.reply(250, "Directory changed.")
 
-        return self._shellCall("access", segments).addCallback(changed)
+        return self._shellCall(self.avatar.access, segments).addCallback(changed)
 
     def ftp_CDUP(self, argument: str) -> defer.Deferred[None]:
         return self.ftp_CWD("..")
@@ -58,7 +59,9 @@ class FileCommands(ProtocolInterpreter):
                 raise FTPReplyError(550, "Not a regular file.")
             self.reply(213, str(size))
 
-        return self._shellCall("stat", segments, ("size", "directory")).addCallback(sized)
+        return self._shellCall(self.avatar.stat, segments, ("size", "directory")).addCallback(
+            sized
+        )
 
     def ftp_MDTM(self, argument: str) -> defer.Deferred[None]:
         segments = self._segments(argument)
@@ -66,7 +69,7 @@ class FileCommands(ProtocolInterpreter):
         def modified(result: list[Any]) -> None:
             self.reply(213, time.strftime("%Y%m%d%H%M%S", time.gmtime(result[0])))
 
-        return self._shellCall("stat", segments, ("modified",)).addCallback(modified)
+        return self._shellCall(self.avatar.stat, segments, ("modified",)).addCallback(modified)
 
     def ftp_MKD(self, argument: str) -> defer.Deferred[None]:
         segments = self._newName(self._segments(argument))
@@ -74,17 +77,17 @@ class FileCommands(ProtocolInterpreter):
         def made(_: object) -> None:
             self.reply(257, f"{quotePath(self._displayPath(segments))} created.")
 
-        return self._shellCall("makeDirectory", segments).addCallback(made)
+        return self._shellCall(self.avatar.makeDirectory, segments).addCallback(made)
 
     def ftp_RMD(self, argument: str) -> defer.Deferred[None]:
         segments = self._segments(argument)
-        return self._shellCall("removeDirectory", segments).addCallback(
+        return self._shellCall(self.avatar.removeDirectory, segments).addCallback(
             lambda _: self.reply(250, "Directory removed.")
         )
 
     def ftp_DELE(self, argument: str) -> defer.Deferred[None]:
         segments = self._segments(argument)
-        return self._shellCall("removeFile", segments).addCallback(
+        return self._shellCall(self.avatar.removeFile, segments).addCallback(
             lambda _: self.reply(250, "File removed.")
         )
 
@@ -98,14 +101,14 @@ class FileCommands(ProtocolInterpreter):
             self._renameFrom = segments
             self.reply(350, "Ready for RNTO.")
 
-        return self._shellCall("stat", segments, ()).addCallback(exists)
+        return self._shellCall(self.avatar.stat, segments, ()).addCallback(exists)
 
     def ftp_RNTO(self, argument: str) -> defer.Deferred[None]:
         if self._renameFrom is None:
             raise FTPReplyError(503, "RNTO needs RNFR first.")
         source, self._renameFrom = self._renameFrom, None
         target = self._newName(self._segments(argument))
-        return self._shellCall("rename", source, target).addCallback(
+        return self._shellCall(self.avatar.rename, source, target).addCallback(
             lambda _: self.reply(250, "Renamed.")
         )
 
@@ -117,7 +120,7 @@ class FileCommands(ProtocolInterpreter):
             line = formatFacts(display, attrs, self._mlstFacts, self._writable())
             self.reply(250, f"Listing {display}\n{line}\nEnd")
 
-        return self._shellCall("stat", segments, self._factKeys()).addCallback(stated)
+        return self._shellCall(self.avatar.stat, segments, self._factKeys()).addCallback(stated)
 
     def ftp_MFMT(self, argument: str) -> defer.Deferred[None]:
         stamp, _, path = argument.strip().partition(" ")
@@ -128,10 +131,11 @@ class FileCommands(ProtocolInterpreter):
         if not path or not stamp.isascii():
             raise FTPReplyError(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
         segments = self._segments(path)
-        if not self._resumable():
+        if not IModificationTimeShell.providedBy(self.shell):
             raise FTPReplyError(502, "MFMT is not supported by this storage.")
         mtime = calendar.timegm(moment)
-        return self._shellCall("setModificationTime", segments, mtime).addCallback(
+        shell = IModificationTimeShell(self.shell)
+        return self._shellCall(shell.setModificationTime, segments, mtime).addCallback(
             lambda _: self.reply(213, f"Modify={stamp[:14]}; {self._displayPath(segments)}")
         )
 
@@ -152,7 +156,7 @@ class FileCommands(ProtocolInterpreter):
                 body = [line for line in lines.split("\r\n") if line]
                 self.reply(213, "\n".join(["Status follows:", *body, "End of status."]))
 
-            return self._shellCall("list", segments, LIST_KEYS).addCallback(listed)
+            return self._shellCall(self.avatar.list, segments, LIST_KEYS).addCallback(listed)
         lines = [
             "txftps status:",
             f"Connected from {self.peerHost}",

@@ -1,9 +1,12 @@
 # -*- test-case-name: tests.test_server -*-
 """
 The core of the FTPS protocol interpreter (PI): connection life, explicit and
-implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, login
-and the session commands (AUTH PBSZ PROT USER PASS FEAT OPTS SYST NOOP HELP
-QUIT TYPE MODE STRU SITE HOST REIN CCC CDC).
+implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, and
+the session commands (AUTH PBSZ PROT FEAT OPTS SYST NOOP HELP QUIT TYPE MODE
+STRU SITE HOST REIN CCC CDC).
+
+The avatar is an L{IFTPShell}; what it offers beyond that is read from the
+interfaces of L{txftps.interfaces} it provides, never from attribute names.
 
 Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
 plaintext after the AUTH line, and starts TLS. Implicit FTPS: TLS from the
@@ -23,8 +26,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.cred import credentials as credtypes
-from twisted.cred import error as crederror
 from twisted.internet import defer, interfaces
 from twisted.logger import Logger
 from twisted.protocols import ftp
@@ -33,7 +34,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txftps._ccc import clearControlChannel
-from txftps._certauth import ClientCertificate
 from txftps._datachannel import DataChannel
 from txftps._listing import (
     MLST_FACTS,
@@ -46,8 +46,8 @@ from txftps._listing import (
 )
 from txftps._policy import AFTER_TRANSFER_COMMANDS, SessionState
 from txftps._settings import ServerSettings
-from txftps.auth import UsernamePassword
 from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
+from txftps.interfaces import IMachineListingShell, IReadOnlyShell, ISessionObserver
 from txftps.tls import fingerprint, peerCertificate
 
 if TYPE_CHECKING:
@@ -98,8 +98,8 @@ class ProtocolInterpreter(LineReceiver):
     @cvar greeting: the 220 text.
     @cvar features: the FEAT lines.
     @ivar state: the L{SessionState} the policy reads.
-    @ivar shell: the logged-in user's
-        L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
+    @ivar shell: the logged-in user's L{IFTPShell}, or C{None}.
+    @ivar peerAddress: the address of the client (for L{ISessionObserver}).
     @ivar workingDirectory: the current directory as path segments.
     """
 
@@ -133,7 +133,7 @@ class ProtocolInterpreter(LineReceiver):
 
     def __init__(self) -> None:
         self.state = SessionState()
-        self.shell: Any = None
+        self.shell: ftp.IFTPShell | None = None
         self._logout: Callable[[], None] | None = None
         self.workingDirectory: list[str] = []
         self._user: str | None = None
@@ -157,6 +157,8 @@ class ProtocolInterpreter(LineReceiver):
         self._abortTimer: interfaces.IDelayedCall | None = None
         self.dataChannel: DataChannel | None = None
         self.peerHost = ""
+        self.peerAddress: Any = None
+        self._lastReply = 0
 
     # settings shortcuts
 
@@ -168,10 +170,29 @@ class ProtocolInterpreter(LineReceiver):
     def clock(self) -> interfaces.IReactorTime:
         return self.factory.reactor  # type: ignore[no-any-return]
 
+    @property
+    def observer(self) -> ISessionObserver:
+        """
+        The factory's L{ISessionObserver}.
+        """
+        return self.factory.observer
+
+    @property
+    def avatar(self) -> ftp.IFTPShell:
+        """
+        The logged-in user's shell.
+
+        @raise FTPReplyError: 530 when nobody is logged in.
+        """
+        if self.shell is None:
+            raise FTPReplyError(530, "Please log in with USER and PASS first.")
+        return self.shell
+
     # connection life
 
     def connectionMade(self) -> None:
-        self.peerHost = self.transport.getPeer().host
+        self.peerAddress = self.transport.getPeer()
+        self.peerHost = self.peerAddress.host
         handle = getattr(self.transport, "getHandle", None)
         if handle is not None:
             try:
@@ -318,6 +339,8 @@ class ProtocolInterpreter(LineReceiver):
             out += "".join(f" {line}\r\n" for line in lines[1:-1])
             out += f"{code} {lines[-1]}\r\n"
         self.transport.write(out.encode("utf-8", "surrogateescape"))
+        self._lastReply = code
+        self.observer.replySent(self.peerAddress, code, "\n".join(lines))
 
     def _replyFailure(self, failure: Failure) -> None:
         reply = self.errorReplies.replyFor(failure.value)  # type: ignore[arg-type]
@@ -366,6 +389,9 @@ class ProtocolInterpreter(LineReceiver):
             host=self.peerHost,
             command=command if command != "PASS" else "PASS ***",
         )
+        self.observer.commandReceived(
+            self.peerAddress, command, argument if command != "PASS" else "***"
+        )
         if command not in _KEEPS_RESTART:
             self._restOffset = 0
         try:
@@ -406,8 +432,14 @@ class ProtocolInterpreter(LineReceiver):
     def _displayPath(self, segments: list[str]) -> str:
         return displayPath(segments)
 
-    def _shellCall(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
-        return defer.maybeDeferred(getattr(self.shell, name), *args, **kwargs)
+    def _shellCall(
+        self, method: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> defer.Deferred[Any]:
+        """
+        Call a method of the L{avatar}; a synchronous result or exception
+        becomes a L{defer.Deferred}.
+        """
+        return defer.maybeDeferred(method, *args, **kwargs)
 
     # access control and TLS commands
 
@@ -461,172 +493,19 @@ class ProtocolInterpreter(LineReceiver):
         else:
             raise FTPReplyError(504, "Unknown protection level; use C or P.")
 
-    def ftp_USER(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
-            raise FTPReplyError(530, "Already logged in.")
-        if not argument:
-            raise FTPReplyError(501, "USER needs a user name.")
-        self._user = argument
-        if (
-            self.settings.certificateLogin
-            and self.clientCertificate is not None
-            and not self.factory.bans.isBanned(self.peerHost)
-        ):
-            return self._async(self._certificateLogin(argument, self.clientCertificate))
-        self.reply(331, "Password required.")
-        return None
-
-    async def _certificateLogin(self, user: str, certificate: Any) -> None:
-        """
-        C{USER} from a client whose verified certificate names C{user}: 232,
-        no password. Otherwise the usual 331 and password check.
-        """
-        try:
-            result = await self.factory.portal.login(
-                ClientCertificate(user, certificate), None, ftp.IFTPShell
-            )
-        except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
-            self.reply(331, "Password required.")
-            return
-        self._user = None
-        self._loggedIn(user, result, checked=False)
-        self.reply(232, "User logged in, authorized by the client certificate.")
-
-    def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
-            raise FTPReplyError(503, "Already logged in.")
-        if self._user is None:
-            raise FTPReplyError(503, "Send USER first.")
-        user, self._user = self._user, None
-        return self._async(self._login(user, argument))
-
-    async def _login(self, user: str, password: str) -> None:
-        started = self.clock.seconds()
-        bans = self.factory.bans
-        creds: Any
-        if user.lower() in ("anonymous", "ftp"):
-            creds = credtypes.Anonymous()
-        else:
-            creds = UsernamePassword(user, password)
-        ok = not bans.isBanned(self.peerHost) and (
-            isinstance(creds, credtypes.Anonymous)
-            or 0 < len(password) <= self.settings.maxPasswordLength
-        )
-        result = None
-        if ok:
-            bans.checking(self.peerHost)
-            try:
-                result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
-            except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
-                pass
-            except Exception:
-                _log.failure("login failed")
-        if result is None:
-            await self._loginFailed(user, started, checked=ok)
-            return
-        self._loggedIn(user, result, checked=True)
-        self.reply(230, "Login successful.")
-
-    def _loggedIn(
-        self, user: str, result: tuple[Any, Any, Callable[[], None]], checked: bool
-    ) -> None:
-        _, self.shell, self._logout = result
-        self.state.loggedIn = True
-        self._userName = user
-        self.workingDirectory = []
-        self.factory.bans.succeeded(self.peerHost, checked=checked)
-        _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
-
-    async def _loginFailed(self, user: str, started: float, checked: bool) -> None:
-        """
-        Answer a failed login C{failedLoginDelay} seconds after the PASS
-        arrived, however long the check took: known and unknown users, cheap
-        and costly hashes, all look the same from outside.
-        """
-        self._failedLogins += 1
-        self.factory.bans.failed(self.peerHost, checked=checked)
-        _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
-        delay = started + self.settings.failedLoginDelay - self.clock.seconds()
-        if delay > 0:
-            await defer.Deferred.fromCoroutine(_sleep(self.clock, delay))
-        self.reply(530, "Login incorrect.")
-        if self._failedLogins >= self.settings.maxLoginAttempts:
-            self._close()
-
-    # informational commands
-
-    def ftp_FEAT(self, argument: str) -> None:
-        facts = "".join(f + ("*;" if f in self._mlstFacts else ";") for f in MLST_FACTS)
-        features = [
-            f"MLST {facts}" if feature.startswith("MLST ") else feature
-            for feature in self.features
-        ]
-        if self.settings.allowCCC and not self.state.implicit:
-            features.append("CCC")
-        self.reply(211, "\n".join(["Features:", *features, "End"]))
-
-    def ftp_OPTS(self, argument: str) -> None:
-        option = argument.strip().upper()
-        if option in ("UTF8 ON", "UTF-8 ON"):
-            self.reply(200, "UTF8 mode is always on.")
-        elif option.startswith("MLST"):
-            wanted = option[4:].strip().lower().split(";")
-            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
-            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
-        else:
-            raise FTPReplyError(501, "Option not understood.")
-
-    def ftp_SYST(self, argument: str) -> None:
-        self.reply(215, "UNIX Type: L8")
-
-    def ftp_NOOP(self, argument: str) -> None:
-        self.reply(200, "NOOP ok.")
-
-    def ftp_HELP(self, argument: str) -> None:
-        names = sorted(name[4:] for name in dir(self) if name.startswith("ftp_"))
-        self.reply(214, "\n".join(["Commands:", " ".join(names), "Help ok."]))
-
-    def ftp_QUIT(self, argument: str) -> None:
-        self.reply(221, "Goodbye.")
-        self._close()
-
-    def ftp_TYPE(self, argument: str) -> None:
-        kind = argument.strip().upper()
-        if kind in ("I", "L 8", "A", "A N"):
-            self.reply(200, f"Type set to {kind}.")
-        else:
-            raise FTPReplyError(504, f"Type {kind} not supported.")
-
-    def ftp_MODE(self, argument: str) -> None:
-        if argument.strip().upper() != "S":
-            raise FTPReplyError(504, "Only MODE S is supported.")
-        self.reply(200, "Mode set to S.")
-
-    def ftp_STRU(self, argument: str) -> None:
-        if argument.strip().upper() != "F":
-            raise FTPReplyError(504, "Only STRU F is supported.")
-        self.reply(200, "Structure set to F.")
-
     # navigation
 
     # file information and changes
 
-    # data connections
-
-    def _resumable(self) -> bool:
-        return bool(getattr(self.shell, "resumable", False))
-
     # machine listings (RFC 3659)
 
     def _factKeys(self) -> tuple[str, ...]:
-        if hasattr(self.shell, "_stat_unique"):
+        if IMachineListingShell.providedBy(self.shell):
             return (*MLST_KEYS, "unique")
         return MLST_KEYS
 
     def _writable(self) -> bool:
-        return not getattr(self.shell, "readOnly", False)
+        return not IReadOnlyShell.providedBy(self.shell)
 
     # status
 
@@ -684,9 +563,3 @@ class ProtocolInterpreter(LineReceiver):
 
     def ftp_CDC(self, argument: str) -> None:
         self.ftp_PROT("C")
-
-
-async def _sleep(clock: interfaces.IReactorTime, seconds: float) -> None:
-    d: defer.Deferred[None] = defer.Deferred()
-    clock.callLater(seconds, d.callback, None)
-    await d

@@ -27,6 +27,12 @@ from txftps._listing import (
     formatNames,
 )
 from txftps.errors import FTPReplyError
+from txftps.interfaces import (
+    IAtomicWriteFile,
+    ICloseableReadFile,
+    IResumableShell,
+    IUniqueNameShell,
+)
 
 if TYPE_CHECKING:
     pass
@@ -128,6 +134,8 @@ class TransferCommands(ProtocolInterpreter):
 
     def _startTransfer(
         self,
+        command: str,
+        path: list[str],
         action: Callable[[DataConnection], defer.Deferred[None]],
         onFailure: Callable[[], str | None] = lambda: None,
         onSuccess: Callable[[], defer.Deferred[None]] | None = None,
@@ -138,6 +146,7 @@ class TransferCommands(ProtocolInterpreter):
         Send 150, then run C{action} on the data connection once it is ready,
         and end with 226 (or the failure's reply: 425, 426, 522, ...). Meanwhile
         the policy answers or refuses each command at once; C{QUIT} waits for
+        the final reply. The L{observer} hears of C{command} on C{path} after
         the final reply.
 
         @param onFailure: called when the transfer failed or was aborted; may
@@ -154,6 +163,7 @@ class TransferCommands(ProtocolInterpreter):
         self.reply(150, preliminary)
 
         async def run() -> None:
+            connection: DataConnection | None = None
             try:
                 connection = await channel.whenReady(self.state.dataProtected)
                 await action(connection)
@@ -174,6 +184,14 @@ class TransferCommands(ProtocolInterpreter):
                 self.reply(226, complete)
             finally:
                 channel.transferDone()
+                self.observer.transferEnded(
+                    self.peerAddress,
+                    command,
+                    self._displayPath(path),
+                    connection.bytesSent if connection is not None else 0,
+                    connection.bytesReceived if connection is not None else 0,
+                    self._lastReply,
+                )
                 self.state.transferring = False
                 self._transferFinished = None
                 if not self._closing:
@@ -224,9 +242,13 @@ class TransferCommands(ProtocolInterpreter):
 
         def listed(entries: list[tuple[str, list[Any]]]) -> None:
             data = formatNames(entries) if names else formatList(entries, self.clock.seconds())
-            self._startTransfer(lambda connection: connection.sendBytes(data))
+            self._startTransfer(
+                "NLST" if names else "LIST",
+                segments,
+                lambda connection: connection.sendBytes(data),
+            )
 
-        return self._shellCall("list", segments, keys).addCallback(listed)
+        return self._shellCall(self.avatar.list, segments, keys).addCallback(listed)
 
     def ftp_LIST(self, argument: str) -> defer.Deferred[None]:
         return self._listing(argument, names=False)
@@ -238,7 +260,7 @@ class TransferCommands(ProtocolInterpreter):
         offset = self._consumeRestart()
         self._checkTransfer("RETR")
         segments = self._segments(argument)
-        if offset and not self._resumable():
+        if offset and not IResumableShell.providedBy(self.shell):
             raise FTPReplyError(504, "REST is not supported by this storage.")
         args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
 
@@ -247,13 +269,17 @@ class TransferCommands(ProtocolInterpreter):
                 # A transfer that failed before the send started (no data
                 # connection, refused by the gate) must not keep the file
                 # open until the garbage collector finds it.
-                close = getattr(readFile, "close", None)
-                if close is not None:
-                    close()
+                if ICloseableReadFile.providedBy(readFile):
+                    readFile.close()
 
-            self._startTransfer(lambda connection: connection.sendFile(readFile), onFailure=failed)
+            self._startTransfer(
+                "RETR",
+                segments,
+                lambda connection: connection.sendFile(readFile),
+                onFailure=failed,
+            )
 
-        return self._shellCall("openForReading", *args).addCallback(opened)
+        return self._shellCall(self.avatar.openForReading, *args).addCallback(opened)
 
     def _upload(
         self,
@@ -263,7 +289,8 @@ class TransferCommands(ProtocolInterpreter):
         complete: str = "Transfer complete.",
         **options: Any,
     ) -> defer.Deferred[None]:
-        if options and not self._resumable():
+        needed = IUniqueNameShell if options.get("exclusive") else IResumableShell
+        if options and not needed.providedBy(self.shell):
             raise FTPReplyError(504, f"{command} is not supported by this storage.")
         self._newName(segments)
 
@@ -273,15 +300,16 @@ class TransferCommands(ProtocolInterpreter):
                 try:
                     await connection.receiveInto(consumer)
                 except TransferAborted:
-                    writeError = getattr(writeFile, "writeError", None)
-                    failure = writeError() if writeError is not None else None
-                    if failure is not None:
-                        raise failure
+                    if IAtomicWriteFile.providedBy(writeFile):
+                        failure = writeFile.writeError()
+                        if failure is not None:
+                            raise failure
                     raise
 
             def failed() -> str | None:
-                abort = getattr(writeFile, "abort", None)
-                kept = abort() if abort is not None else None
+                if not IAtomicWriteFile.providedBy(writeFile):
+                    return None
+                kept = writeFile.abort()
                 if kept:
                     return (
                         f"{kept} bytes kept: resume with REST {kept} and STOR"
@@ -290,6 +318,8 @@ class TransferCommands(ProtocolInterpreter):
                 return None
 
             self._startTransfer(
+                "STOR" if command == "REST" else command,
+                segments,
                 lambda connection: self._async(receive(connection)),
                 onFailure=failed,
                 onSuccess=writeFile.close,
@@ -297,7 +327,7 @@ class TransferCommands(ProtocolInterpreter):
                 complete=complete,
             )
 
-        return self._shellCall("openForWriting", segments, **options).addCallback(opened)
+        return self._shellCall(self.avatar.openForWriting, segments, **options).addCallback(opened)
 
     def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
         offset = self._consumeRestart()
@@ -348,14 +378,16 @@ class TransferCommands(ProtocolInterpreter):
 
         def listed(entries: list[tuple[str, list[Any]]]) -> None:
             data = formatMLSD(entries, self._mlstFacts, self._writable())
-            self._startTransfer(lambda connection: connection.sendBytes(data))
+            self._startTransfer("MLSD", segments, lambda connection: connection.sendBytes(data))
 
         def checked(result: list[Any]) -> defer.Deferred[None]:
             if not result[0]:
                 raise FTPReplyError(501, "MLSD needs a directory; use MLST for a file.")
-            return self._shellCall("list", segments, self._factKeys()).addCallback(listed)
+            return self._shellCall(self.avatar.list, segments, self._factKeys()).addCallback(
+                listed
+            )
 
-        return self._shellCall("stat", segments, ("directory",)).addCallback(checked)
+        return self._shellCall(self.avatar.stat, segments, ("directory",)).addCallback(checked)
 
     def ftp_ALLO(self, argument: str) -> None:
         self.reply(202, "No storage allocation necessary.")

@@ -25,13 +25,17 @@ from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.internet.protocol import Factory
+from zope.interface import implementer
 
 from txftps._datachannel import PassivePortRange
 from txftps._filecommands import FileCommands
+from txftps._infocommands import InformationCommands
+from txftps._logincommands import LoginCommands
 from txftps._policy import SessionPolicy, TLSRequirement
 from txftps._settings import ConnectionLimits, ServerSettings
 from txftps._transfercommands import TransferCommands
 from txftps.auth import LoginBans
+from txftps.interfaces import ISessionObserver
 from txftps.tls import ServerTLS
 
 __all__ = [
@@ -45,16 +49,45 @@ __all__ = [
 ]
 
 
-class FTPSProtocol(TransferCommands, FileCommands):
+class FTPSProtocol(TransferCommands, FileCommands, LoginCommands, InformationCommands):
     """
     The FTPS protocol interpreter of one control connection: the core
-    (L{txftps._interpreter.ProtocolInterpreter}), the file commands
-    (L{FileCommands}) and the transfer commands (L{TransferCommands}).
+    (L{txftps._interpreter.ProtocolInterpreter}), the login commands
+    (L{LoginCommands}), the informational commands
+    (L{InformationCommands}), the file commands (L{FileCommands}) and the
+    transfer commands (L{TransferCommands}).
 
     Subclass it to add C{ftp_<CMD>} or C{site_<NAME>} methods or to change
     class attributes such as C{greeting}, C{features} or
     C{dataChannelFactory}.
     """
+
+
+@implementer(ISessionObserver)
+class _SilentObserver:
+    """
+    The observer of a factory given none: ignores everything.
+    """
+
+    def loginSucceeded(self, peer: Any, user: str) -> None:
+        pass
+
+    def loginFailed(self, peer: Any, user: str) -> None:
+        pass
+
+    def commandReceived(self, peer: Any, command: str, argument: str) -> None:
+        pass
+
+    def replySent(self, peer: Any, code: int, text: str) -> None:
+        pass
+
+    def transferEnded(
+        self, peer: Any, command: str, path: str, sent: int, received: int, code: int
+    ) -> None:
+        pass
+
+
+_SILENT = _SilentObserver()
 
 
 class FTPSFactory(Factory):
@@ -69,6 +102,8 @@ class FTPSFactory(Factory):
     @ivar settings: the operator's settings.
     @ivar limits: connection caps, shared with the server's other factories.
     @ivar bans: failed-login bans, shared likewise.
+    @ivar observer: the L{ISessionObserver} told about logins, commands,
+        replies and transfers (one that ignores them when none is given).
     """
 
     protocol = FTPSProtocol  # type: ignore[assignment]
@@ -84,6 +119,7 @@ class FTPSFactory(Factory):
         implicit: bool = False,
         limits: ConnectionLimits | None = None,
         bans: LoginBans | None = None,
+        observer: ISessionObserver | None = None,
     ) -> None:
         self.reactor = reactor
         self.portal = portal
@@ -92,11 +128,12 @@ class FTPSFactory(Factory):
         self.implicit = implicit
         self.limits = limits if limits is not None else ConnectionLimits()
         self.bans = bans if bans is not None else LoginBans(reactor)
+        self.observer: ISessionObserver = observer if observer is not None else _SilentObserver()
 
     def withImplicitTLS(self) -> FTPSFactory:
         """
         A factory for an implicit-FTPS endpoint that shares this one's
-        settings, caps and bans.
+        settings, caps, bans and observer.
         """
         return type(self)(
             self.reactor,
@@ -106,4 +143,5 @@ class FTPSFactory(Factory):
             implicit=True,
             limits=self.limits,
             bans=self.bans,
+            observer=self.observer,
         )

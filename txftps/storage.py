@@ -15,9 +15,11 @@ L{LocalShell} is Twisted's L{FTPShell} with these changes:
    removes them;
  - a read-only flag refuses every change.
 
-Any other L{IFTPShell<twisted.protocols.ftp.IFTPShell>} works with txftps
-too; a write file that also has an C{abort()} method gets the same
-all-or-nothing upload guarantee.
+L{LocalShell} provides the interfaces of L{txftps.interfaces} (offsets for
+REST and APPE, exclusive creation for STOU, MFMT, the MLST unique fact, and
+L{IReadOnlyShell} when read-only); its write files are L{IAtomicWriteFile}s.
+Any other L{IFTPShell} works with txftps too; a write file that provides
+L{IAtomicWriteFile} gets the same all-or-nothing upload guarantee.
 """
 
 from __future__ import annotations
@@ -34,16 +36,23 @@ from twisted.protocols.basic import FileSender
 from twisted.protocols.ftp import (
     FileNotFoundError,
     FTPShell,
-    IReadFile,
     IsADirectoryError,
-    IWriteFile,
     PermissionDeniedError,
     errnoToFailure,
 )
 from twisted.python.filepath import FilePath, InsecurePath
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer, noLongerProvides
 
 from txftps.errors import FileNameNotAllowedError, FTPReplyError, UploadWriteError
+from txftps.interfaces import (
+    IAtomicWriteFile,
+    ICloseableReadFile,
+    IMachineListingShell,
+    IModificationTimeShell,
+    IReadOnlyShell,
+    IResumableShell,
+    IUniqueNameShell,
+)
 
 __all__ = ["LocalShell", "PARTIAL_PREFIX", "SafeWriteFile", "TEMPORARY_PREFIX", "partialPath"]
 
@@ -62,7 +71,7 @@ class _ChunkedFileSender(FileSender):
     CHUNK_SIZE = 256 * 1024  # type: ignore[assignment]
 
 
-@implementer(IReadFile)
+@implementer(ICloseableReadFile)
 class _FileReader:
     """
     A download from an open file; the file is closed when the send ends, or
@@ -177,7 +186,7 @@ def _copyPrefix(source: str, target: IO[bytes], length: int) -> None:
             left -= len(chunk)
 
 
-@implementer(IWriteFile)
+@implementer(IAtomicWriteFile)
 class SafeWriteFile:
     """
     An upload written to a hidden temporary file, moved over C{final} by
@@ -340,23 +349,32 @@ class SafeWriteFile:
         self._lock.release()
 
 
+@implementer(IResumableShell, IUniqueNameShell, IModificationTimeShell, IMachineListingShell)
 class LocalShell(FTPShell):  # type: ignore[misc]
     """
     A confined local-filesystem shell.
 
     @ivar filesystemRoot: the root; C{/} of the FTP namespace.
-    @ivar readOnly: refuse every change.
-    @cvar resumable: C{openForReading} takes an offset and C{openForWriting}
-        takes C{offset}/C{append} (C{REST}, C{APPE}); C{setModificationTime}
-        exists (C{MFMT}).
     """
-
-    resumable = True
 
     def __init__(self, filesystemRoot: FilePath[str], readOnly: bool = False) -> None:
         super().__init__(filesystemRoot)  # type: ignore[no-untyped-call]
         self.readOnly = readOnly
         self._realRoot = os.path.realpath(filesystemRoot.path)
+
+    @property
+    def readOnly(self) -> bool:
+        """
+        Refuse every change; a read-only shell provides L{IReadOnlyShell}.
+        """
+        return IReadOnlyShell.providedBy(self)
+
+    @readOnly.setter
+    def readOnly(self, value: bool) -> None:
+        if value:
+            alsoProvides(self, IReadOnlyShell)
+        else:
+            noLongerProvides(self, IReadOnlyShell)
 
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)
