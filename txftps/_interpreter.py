@@ -5,7 +5,7 @@ implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, and
 the session commands (AUTH PBSZ PROT FEAT OPTS SYST NOOP HELP QUIT TYPE MODE
 STRU SITE HOST REIN CCC CDC).
 
-The avatar is an L{IFTPShell}; what it offers beyond that is read from the
+The avatar is an L{IFTPShell<twisted.protocols.ftp.IFTPShell>}; what it offers beyond that is read from the
 interfaces of L{txftps.interfaces} it provides, never from attribute names.
 
 Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
@@ -98,7 +98,7 @@ class ProtocolInterpreter(LineReceiver):
     @cvar greeting: the 220 text.
     @cvar features: the FEAT lines.
     @ivar state: the L{SessionState} the policy reads.
-    @ivar shell: the logged-in user's L{IFTPShell}, or C{None}.
+    @ivar shell: the logged-in user's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
     @ivar peerAddress: the address of the client (for L{ISessionObserver}).
     @ivar workingDirectory: the current directory as path segments.
     """

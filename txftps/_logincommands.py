@@ -3,8 +3,8 @@
 Login commands of the protocol interpreter: C{USER} and C{PASS}, logging in
 with a client certificate (C{232}), and the failed-login delay and bans.
 
-Credentials go to the factory's cred L{Portal}; the avatar is an
-L{IFTPShell}.
+Credentials go to the factory's cred L{Portal<twisted.cred.portal.Portal>}; the avatar is an
+L{IFTPShell<twisted.protocols.ftp.IFTPShell>}.
 """
 
 from __future__ import annotations

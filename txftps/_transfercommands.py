@@ -146,7 +146,7 @@ class TransferCommands(ProtocolInterpreter):
         Send 150, then run C{action} on the data connection once it is ready,
         and end with 226 (or the failure's reply: 425, 426, 522, ...). Meanwhile
         the policy answers or refuses each command at once; C{QUIT} waits for
-        the final reply. The L{observer} hears of C{command} on C{path} after
+        the final reply. The C{observer} hears of C{command} on C{path} after
         the final reply.
 
         @param onFailure: called when the transfer failed or was aborted; may

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_auth -*-
 """
-Authentication: the realm that hands out L{IFTPShell} avatars, the one place
+Authentication: the realm that hands out L{IFTPShell<twisted.protocols.ftp.IFTPShell>} avatars, the one place
 where credentials are adapted to what each cred checker expects, and the
 per-address ban of repeated failed logins.
 
@@ -182,7 +182,7 @@ class FTPSRealm:
     0700) on first login.
 
     @cvar shellFactory: builds the shell; subclasses may return any
-        L{IFTPShell}.
+        L{IFTPShell<twisted.protocols.ftp.IFTPShell>}.
     """
 
     shellFactory: Callable[..., Any] = LocalShell

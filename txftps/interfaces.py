@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_interfaces -*-
 """
-What the txftps server relies on beyond Twisted's L{IFTPShell}, L{IReadFile}
+What the txftps server relies on beyond Twisted's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, L{IReadFile}
 and L{IWriteFile}, declared as interfaces.
 
-An avatar only has to provide L{IFTPShell}: Twisted's own L{FTPShell} works.
+An avatar only has to provide L{IFTPShell<twisted.protocols.ftp.IFTPShell>}: Twisted's own L{FTPShell<twisted.protocols.ftp.FTPShell>} works.
 Each interface here that a shell (or the files it opens) also provides turns
 on a feature, and the server checks for it with C{providedBy}, never by
 looking for an attribute:
@@ -20,7 +20,7 @@ looking for an attribute:
    once.
 
 A shell without one of them gets the feature refused (C{504} or C{502}), as
-Twisted's L{FTPShell} does.
+Twisted's L{FTPShell<twisted.protocols.ftp.FTPShell>} does.
 
 L{ISessionObserver} is the other way round: an object the server tells what
 happens in its sessions (logins, commands, replies, transfers), set on
@@ -149,7 +149,7 @@ class IAtomicWriteFile(IWriteFile):
 
         @return: how many bytes are kept for a later C{REST} + C{STOR} of the
             same name (C{0} for none); the server tells the client.
-        @rtype: L{int}
+        @rtype: C{int}
         """
 
     def writeError() -> Exception | None:  # type: ignore[misc]
@@ -186,30 +186,30 @@ class ISessionObserver(Interface):
         """
         A user logged in (C{230}, or C{232} with a client certificate).
 
-        @param user: the name sent with C{USER} (L{str}).
+        @param user: the name sent with C{USER}.
         """
 
     def loginFailed(peer: IAddress, user: str) -> None:
         """
         A login was refused (C{530}).
 
-        @param user: the name sent with C{USER} (L{str}).
+        @param user: the name sent with C{USER}.
         """
 
     def commandReceived(peer: IAddress, command: str, argument: str) -> None:
         """
         A command is about to run.
 
-        @param command: the upper-case command name (L{str}).
-        @param argument: its argument (L{str}); C{"***"} for C{PASS}.
+        @param command: the upper-case command name.
+        @param argument: its argument; C{"***"} for C{PASS}.
         """
 
     def replySent(peer: IAddress, code: int, text: str) -> None:
         """
         A reply was sent.
 
-        @param code: the reply code (L{int}).
-        @param text: its text, lines joined with C{"\\n"} (L{str}).
+        @param code: the reply code.
+        @param text: its text, lines joined with C{"\\n"}.
         """
 
     def transferEnded(
@@ -219,10 +219,10 @@ class ISessionObserver(Interface):
         A transfer on a data connection ended, after its final reply.
 
         @param command: C{RETR}, C{STOR}, C{APPE}, C{STOU}, C{LIST},
-            C{NLST} or C{MLSD} (L{str}).
-        @param path: the file or directory, as an absolute FTP path (L{str}).
-        @param sent: bytes sent to the client (L{int}).
-        @param received: bytes received from the client (L{int}).
+            C{NLST} or C{MLSD}.
+        @param path: the file or directory, as an absolute FTP path.
+        @param sent: bytes sent to the client.
+        @param received: bytes received from the client.
         @param code: the final reply: C{226} when it completed, else the
-            error's code (425, 426, 522, 550, ...) (L{int}).
+            error's code (425, 426, 522, 550, ...).
         """

@@ -4,7 +4,7 @@ The FTPS control channel: protocol interpreter and factory.
 
 L{FTPSProtocol} parses commands, dispatches them to C{ftp_<CMD>} methods, owns
 the session state and writes replies. It serves
-L{IFTPShell<twisted.protocols.ftp.IFTPShell>} avatars from a cred L{Portal},
+L{IFTPShell<twisted.protocols.ftp.IFTPShell>} avatars from a cred L{Portal<twisted.cred.portal.Portal>},
 asks a L{SessionPolicy} what is allowed, and leaves data connections to a
 L{DataChannel}. It never stops reading while a data connection is pending.
 

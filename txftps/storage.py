@@ -4,21 +4,21 @@ Storage: a local-filesystem L{IFTPShell<twisted.protocols.ftp.IFTPShell>}
 that keeps every path inside its root and never leaves a half-written file
 under its final name.
 
-L{LocalShell} is Twisted's L{FTPShell} with these changes:
+L{LocalShell} is Twisted's L{FTPShell<twisted.protocols.ftp.FTPShell>} with these changes:
 
  - every path is resolved (symlinks included) and refused unless it stays
    inside the root; Twisted's shell follows symlinks anywhere;
  - a new file or directory may not take a name reserved for in-progress
    uploads (L{FileNameNotAllowedError}, C{553});
  - uploads go to a hidden temporary file in the target's directory and are
-   moved into place only by L{IWriteFile.close}; L{SafeWriteFile.abort}
+   moved into place only by L{IWriteFile.close<twisted.protocols.ftp.IWriteFile.close>}; L{SafeWriteFile.abort}
    removes them;
  - a read-only flag refuses every change.
 
 L{LocalShell} provides the interfaces of L{txftps.interfaces} (offsets for
 REST and APPE, exclusive creation for STOU, MFMT, the MLST unique fact, and
 L{IReadOnlyShell} when read-only); its write files are L{IAtomicWriteFile}s.
-Any other L{IFTPShell} works with txftps too; a write file that provides
+Any other L{IFTPShell<twisted.protocols.ftp.IFTPShell>} works with txftps too; a write file that provides
 L{IAtomicWriteFile} gets the same all-or-nothing upload guarantee.
 """
 

@@ -8,7 +8,7 @@ trusts, users with passwords or client certificates, a tree in a temporary
 directory (or a L{MemoryFilesystem}) and a L{SessionRecord} of logins,
 commands, replies and transfers to assert on. L{Misbehaviour} switches make
 it misbehave the way real servers do, so that you can test your error
-handling. L{MemoryShell} is an in-memory L{IFTPShell} for servers of your
+handling. L{MemoryShell} is an in-memory L{IFTPShell<twisted.protocols.ftp.IFTPShell>} for servers of your
 own. See C{docs/testing.md}.
 
 Usage::

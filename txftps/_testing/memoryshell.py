@@ -4,7 +4,7 @@ A shell that keeps its files in memory, for tests that need no disk.
 
 A L{MemoryFilesystem} is a tree of directories and files; any number of
 L{MemoryShell}s serve it (one per logged-in user), each writable or
-read-only. The shell provides L{IFTPShell} and every interface of
+read-only. The shell provides L{IFTPShell<twisted.protocols.ftp.IFTPShell>} and every interface of
 L{txftps.interfaces} that L{txftps.storage.LocalShell} provides, so the
 server offers the same commands on it: REST, APPE, STOU, MFMT, the MLST
 C{unique} fact; uploads replace a file only when they complete.
@@ -300,7 +300,7 @@ class _MemoryWriter:
 @implementer(IResumableShell, IUniqueNameShell, IModificationTimeShell, IMachineListingShell)
 class MemoryShell:
     """
-    An L{IFTPShell} on a L{MemoryFilesystem}.
+    An L{IFTPShell<twisted.protocols.ftp.IFTPShell>} on a L{MemoryFilesystem}.
 
     An interrupted upload leaves the file as it was and keeps nothing
     (C{REST} + C{STOR} resumes from what the file held before).

@@ -147,7 +147,7 @@ class FTPSTestServer:
     ) -> None:
         """
         @param reactor: the test's reactor (C{twisted.internet.reactor} under
-            trial's L{TestCase}).
+            trial's L{TestCase<twisted.trial.unittest.TestCase>}).
         @param users: user names to passwords.
         @param certificateUsers: users who get a client certificate
             (L{clientCertificate}) and log in with it: C{USER name} from a
