@@ -41,31 +41,6 @@ def _server(context: SSL.Context) -> SSL.Connection:
     return server
 
 
-class SessionReusedBindingTests(SynchronousTestCase):
-    """
-    The private pyOpenSSL binding that L{sessionReused} relies on.
-    """
-
-    def test_bindingExists(self) -> None:
-        """
-        C{OpenSSL._util.lib.SSL_session_reused} exists. If this fails, a
-        pyOpenSSL upgrade removed the private binding: L{sessionReused} (and
-        with it C{--session-reuse required}) no longer works, and
-        L{txftps.tls.sessionReused} must be reimplemented (a public API, or
-        C{cryptography}'s bindings).
-        """
-        from OpenSSL import _util
-
-        lib = getattr(_util, "lib", None)
-        if lib is None or not hasattr(lib, "SSL_session_reused"):
-            self.fail(
-                "pyOpenSSL no longer exposes OpenSSL._util.lib.SSL_session_reused: "
-                "txftps.tls.sessionReused is broken; TLS session-reuse checks on "
-                "data connections cannot work until it is reimplemented"
-            )
-        self.assertTrue(callable(lib.SSL_session_reused))
-
-
 class SessionReusedTests(SynchronousTestCase):
     """
     L{sessionReused} tells a resumed handshake from a full one, for TLS 1.2

@@ -18,7 +18,7 @@ C{TLSMemoryBIOProtocol} does not give it:
     for a stream that ended without one, whether it ended after a complete
     TLS record (L{DataTLS.atRecordBoundary}) or inside one.
 
-It is a plain object driven by its owner (L{txftps._datachannel.DataConnection}):
+It is a plain object driven by its owner (L{txftps._dataconnection.DataConnection}):
 C{dataReceived} in, C{send}/C{close} out, raw bytes leave through the C{write}
 callable. Subclass or replace it through C{DataConnection.tlsFactory}.
 """
@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from txftps.tls import sessionReused
+from txftps._internals import sessionReused
 
 _READ_SIZE = 512 * 1024
 

@@ -39,11 +39,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from OpenSSL._util import lib as _lib
 from OpenSSL.crypto import X509, PKey
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
+
+from txftps._internals import sessionReused
 
 __all__ = [
     "ALPN_PROTOCOL",
@@ -130,20 +131,6 @@ def selectALPN(connection: SSL.Connection, offered: list[bytes]) -> bytes:
     raise ALPNRefused(
         [("SSL routines", "", f"no application protocol: client offered {described}")]
     )
-
-
-def sessionReused(connection: SSL.Connection) -> bool:
-    """
-    Tell whether the handshake of C{connection} resumed an earlier session.
-
-    pyOpenSSL has no public call for this; this wraps the private binding of
-    C{SSL_session_reused}, and C{tests.test_tls} fails loudly if an upgrade
-    removes it.
-
-    @param connection: a connection whose handshake has completed.
-    @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
-    """
-    return bool(_lib.SSL_session_reused(connection._ssl))
 
 
 def peerCertificate(connection: SSL.Connection) -> x509.Certificate | None:

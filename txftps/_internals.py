@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.test_internals -*-
+"""
+Every use of a private part of pyOpenSSL or Twisted, each wrapped once.
+
+txftps needs a few things neither library offers publicly: whether a
+handshake resumed a session, the bytes left in a connection's memory BIO, and
+enough of Twisted's TLS layer to end TLS on a live connection for C{CCC}.
+Each lives here in one function, and C{tests.test_internals} has a test for
+each that fails loudly, naming the function, if an upgrade removes what it
+relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
+from twisted.internet.interfaces import ISSLTransport
+from zope.interface import noLongerProvides
+
+
+def sessionReused(connection: SSL.Connection) -> bool:
+    """
+    Tell whether the handshake of C{connection} resumed an earlier session.
+
+    pyOpenSSL has no public call for this: it is the private binding of
+    C{SSL_session_reused}.
+
+    @param connection: a connection whose handshake has completed.
+    @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
+    """
+    return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def unreadBytes(connection: SSL.Connection) -> bytes:
+    """
+    What is left in C{connection}'s incoming memory BIO after its TLS
+    session ended: bytes the peer sent behind its close_notify. pyOpenSSL
+    has no call for this; it reads the private BIO.
+
+    @param connection: a memory-BIO connection (made with no socket).
+    """
+    bio = connection._into_ssl
+    if bio is None:
+        return b""
+    chunks = []
+    buffer = _ffi.new("char[]", 4096)
+    while True:
+        count = _lib.BIO_read(bio, buffer, 4096)
+        if count <= 0:
+            break
+        chunks.append(_ffi.buffer(buffer, count)[:])
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class TLSLayer:
+    """
+    The parts of Twisted's TLS layer (C{TLSMemoryBIOProtocol}, put under a
+    protocol by C{startTLS}) that ending TLS on a live connection needs.
+
+    @ivar connection: the pyOpenSSL connection of the layer.
+    @ivar flushSendBIO: writes what the connection produced to the socket.
+    """
+
+    connection: SSL.Connection
+    flushSendBIO: Any
+
+
+def takeTLSLayer(transport: Any) -> TLSLayer:
+    """
+    The TLS layer that C{startTLS} put on C{transport}, with every write the
+    protocol made so far handed to the TLS connection.
+
+    @param transport: a TCP transport on which C{startTLS} was called; its
+        C{protocol} is Twisted's TLS layer.
+    """
+    tls = transport.protocol
+    aggregator = tls._aggregator
+    if aggregator is not None:
+        aggregator.flush()
+    return TLSLayer(tls._tlsConnection, tls._flushSendBIO)
+
+
+def forgetTLS(transport: Any) -> None:
+    """
+    Make C{transport} a plain TCP transport again after its TLS session
+    ended: C{startTLS} marked it as TLS and set C{getHandle} and
+    C{getPeerCertificate} on the instance to the TLS layer's.
+
+    @param transport: the transport that L{takeTLSLayer} was given.
+    """
+    transport.TLS = False
+    for name in ("getHandle", "getPeerCertificate"):
+        transport.__dict__.pop(name, None)
+    noLongerProvides(transport, ISSLTransport)
