@@ -896,9 +896,9 @@ class ExplicitTLSTests(ServerTestCase):
         self.assertEqual(session.codes("PROT E"), [536])
         self.assertEqual(session.codes("PROT X"), [504])
         self.assertEqual(session.codes("PROT P"), [200])
-        self.assertTrue(session.protocol.state.dataProtected)
+        self.assertTrue(session.protocol.session.dataProtected)
         self.assertEqual(session.codes("PROT C"), [200])
-        self.assertFalse(session.protocol.state.dataProtected)
+        self.assertFalse(session.protocol.session.dataProtected)
 
 
 class DefaultPolicyTests(ServerTestCase):

@@ -97,7 +97,7 @@ class _DataFactory(ClientFactory):
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         _log.info("active data connection failed: {reason}", reason=reason.getErrorMessage())
-        self._channel._refuse(DataChannelRefused(425, "Cannot open data connection."))
+        self._channel.refuse(DataChannelRefused(425, "Cannot open data connection."))
 
 
 class DataChannel:
@@ -247,19 +247,17 @@ class DataChannel:
                 host=host,
                 peer=self._peerHost,
             )
-            self._refuse(
-                DataChannelRefused(425, "Data connection from a foreign address refused.")
-            )
+            self.refuse(DataChannelRefused(425, "Data connection from a foreign address refused."))
             return None
         self.connection = self.connectionFactory(self, context)
         return self.connection
 
-    def _handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
+    def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
         if connection is not self.connection:
             return False
         if self._requireResumption and not tls.resumed:
             _log.info("data connection did not resume the control TLS session")
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     522,
                     "Data connection must resume the TLS session of the control connection.",
@@ -269,7 +267,7 @@ class DataChannel:
         presented = peerCertificate(tls.connection)
         if (fingerprint(presented) if presented else None) != self.controlCertificate:
             _log.info("data connection did not present the control connection's certificate")
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     522,
                     "Data connection must present the client certificate of the control"
@@ -277,12 +275,12 @@ class DataChannel:
                 )
             )
             return False
-        self._connectionReady(connection)
+        self.connectionReady(connection)
         return self._ready
 
-    def _connectionReady(self, connection: DataConnection) -> None:
+    def connectionReady(self, connection: DataConnection) -> None:
         if self._waiting is not None and connection.protected != self._waitingProtected:
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     425, "Data protection level changed after the data connection opened."
                 )
@@ -295,11 +293,11 @@ class DataChannel:
             d, self._waiting = self._waiting, None
             d.callback(connection)
 
-    def _connectionLost(self, connection: DataConnection) -> None:
+    def connectionLost(self, connection: DataConnection) -> None:
         if connection is self.connection and not connection.transferring:
-            self._refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
+            self.refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
 
-    def _refuse(self, reason: FTPReplyError) -> None:
+    def refuse(self, reason: FTPReplyError) -> None:
         self._cancelTimer()
         self._stopListening()
         if self._failure is None:
@@ -313,7 +311,7 @@ class DataChannel:
 
     def _timedOut(self) -> None:
         self._timer = None
-        self._refuse(DataChannelRefused(425, "Data connection timed out."))
+        self.refuse(DataChannelRefused(425, "Data connection timed out."))
 
     # transfers
 
@@ -340,7 +338,7 @@ class DataChannel:
             failure = DataChannelRefused(
                 425, "Data protection level changed after the data connection opened."
             )
-            self._refuse(failure)
+            self.refuse(failure)
             return defer.fail(failure)
         if self._ready and self.connection is not None:
             self._cancelTimer()

@@ -3,7 +3,7 @@
 One data connection: clear or with its own L{DataTLS} layer, the consumer a
 download is sent to and the producer an upload is read from.
 
-Its L{DataChannel} decides whether it may carry a transfer (the gate); the
+Its L{DataChannel<txftps._datachannel.DataChannel>} decides whether it may carry a transfer (the gate); the
 connection itself knows when a transfer completed: a download when our last
 byte and close_notify are out, an upload when the client's close_notify
 arrived (TLS) or the TCP stream ended cleanly (clear). With
@@ -16,7 +16,8 @@ No byte either way for the channel's timeout aborts a transfer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
@@ -28,8 +29,48 @@ from zope.interface import implementer
 from txftps._datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
 
-if TYPE_CHECKING:
-    from txftps._datachannel import DataChannel
+
+class DataConnectionOwner(TypingProtocol):
+    """
+    What a L{DataConnection} tells, and asks of, the data channel that owns
+    it (L{txftps._datachannel.DataChannel} provides it).
+    """
+
+    @property
+    def clock(self) -> interfaces.IReactorTime:
+        """
+        The reactor's clock, for the stall timer.
+        """
+
+    @property
+    def timeout(self) -> float:
+        """
+        Seconds a transfer may stall.
+        """
+
+    requireUploadCloseNotify: bool
+
+    def connectionReady(self, connection: DataConnection) -> None:
+        """
+        C{connection} is ready for a transfer (a clear one connected, or a
+        protected one finished its handshake and passed the gate).
+        """
+
+    def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
+        """
+        The TLS handshake of C{connection} completed: may it carry a transfer?
+        """
+
+    def refuse(self, reason: FTPReplyError) -> None:
+        """
+        The data connection cannot be used: the transfer fails with
+        C{reason}.
+        """
+
+    def connectionLost(self, connection: DataConnection) -> None:
+        """
+        C{connection} closed.
+        """
 
 
 _log = Logger()
@@ -58,7 +99,7 @@ class DataConnection(Protocol):
     tlsFactory: Callable[..., DataTLS] = DataTLS
     transport: Any
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+    def __init__(self, channel: DataConnectionOwner, context: SSL.Context | None) -> None:
         self._channel = channel
         self._context = context
         self.protected = context is not None
@@ -111,10 +152,10 @@ class DataConnection(Protocol):
         if self._context is not None:
             self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
         else:
-            self._channel._connectionReady(self)
+            self._channel.connectionReady(self)
 
     def _gate(self, tls: DataTLS) -> bool:
-        return self._channel._handshakeCompleted(self, tls)
+        return self._channel.handshakeCompleted(self, tls)
 
     def dataReceived(self, data: bytes) -> None:
         if self.tls is not None:
@@ -127,7 +168,7 @@ class DataConnection(Protocol):
                     # instance no_application_protocol): a clean close
                     # delivers it, an abort would drop it.
                     self._alertPending = True
-                    self._channel._refuse(
+                    self._channel.refuse(
                         DataChannelRefused(522, "Data connection TLS handshake failed.")
                     )
                 self.abort()
@@ -148,7 +189,7 @@ class DataConnection(Protocol):
         if self._stallTimer is not None and self._stallTimer.active():
             self._stallTimer.cancel()
         self._stallTimer = None
-        self._channel._connectionLost(self)
+        self._channel.connectionLost(self)
         if self._uploadDone is not None:
             if self._streamComplete(reason):
                 self._completeUpload()

@@ -18,14 +18,33 @@ class InformationCommands(ProtocolInterpreter):
     """
 
     def ftp_FEAT(self, argument: str) -> None:
-        facts = "".join(f + ("*;" if f in self._mlstFacts else ";") for f in MLST_FACTS)
-        features = [
-            f"MLST {facts}" if feature.startswith("MLST ") else feature
-            for feature in self.features
-        ]
-        if self.settings.allowCCC and not self.state.implicit:
-            features.append("CCC")
-        self.reply(211, "\n".join(["Features:", *features, "End"]))
+        self.reply(211, "\n".join(["Features:", *self.featureLines(), "End"]))
+
+    def featureLines(self) -> list[str]:
+        """
+        The C{FEAT} lines: the features of every command in the command
+        table that this protocol has a handler for and offers now (see
+        L{offers}), in table order; the MLST line marks the facts selected
+        with C{OPTS MLST}.
+        """
+        facts = "".join(f + ("*;" if f in self.session.mlstFacts else ";") for f in MLST_FACTS)
+        lines = []
+        for command in self.commands.values():
+            if not hasattr(self, "ftp_" + command.name) or not self.offers(command.name):
+                continue
+            for feature in command.features:
+                lines.append(f"MLST {facts}" if feature.startswith("MLST ") else feature)
+        return lines
+
+    def offers(self, command: str) -> bool:
+        """
+        Is C{command} offered on this connection now? C{CCC} only when the
+        operator allows it and the connection is explicit; everything else
+        always. Override it to offer a command under conditions of yours.
+        """
+        if command == "CCC":
+            return self.settings.allowCCC and not self.session.implicit
+        return True
 
     def ftp_OPTS(self, argument: str) -> None:
         option = argument.strip().upper()
@@ -33,8 +52,8 @@ class InformationCommands(ProtocolInterpreter):
             self.reply(200, "UTF8 mode is always on.")
         elif option.startswith("MLST"):
             wanted = option[4:].strip().lower().split(";")
-            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
-            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
+            self.session.mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
+            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self.session.mlstFacts))
         else:
             raise FTPReplyError(501, "Option not understood.")
 

@@ -23,8 +23,8 @@ control characters is shown escaped, and the escaped name works in commands.
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
 from twisted.internet import defer, interfaces
 from twisted.logger import Logger
@@ -34,9 +34,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txftps._ccc import clearControlChannel
+from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, defaultFacts
 from txftps._datachannel import DataChannel
 from txftps._listing import (
-    MLST_FACTS,
     MLST_KEYS,
     displayPath,
     escapeName,
@@ -44,14 +44,27 @@ from txftps._listing import (
     pathSegments,
     printableName,
 )
-from txftps._policy import AFTER_TRANSFER_COMMANDS, SessionState
+from txftps._session import Session
 from txftps._settings import ServerSettings
 from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
 from txftps.interfaces import IMachineListingShell, IReadOnlyShell, ISessionObserver
 from txftps.tls import fingerprint, peerCertificate
 
-if TYPE_CHECKING:
-    from txftps.server import FTPSFactory
+
+class ServerFactory(Protocol):
+    """
+    What a L{ProtocolInterpreter} needs of its factory
+    (L{txftps.server.FTPSFactory} provides it).
+    """
+
+    reactor: Any
+    portal: Any
+    tls: Any
+    settings: ServerSettings
+    implicit: bool
+    limits: Any
+    bans: Any
+    observer: ISessionObserver
 
 
 _log = Logger()
@@ -59,30 +72,6 @@ _log = Logger()
 #: Telnet IAC, IP and DM bytes (undecodable, so surrogate-escaped) that some
 #: clients send before ABOR.
 _TELNET_CONTROLS = ("\udcff", "\udcf4", "\udcf2")
-
-#: Commands that leave a pending REST offset alone; any other clears it.
-_KEEPS_RESTART = frozenset(
-    {
-        "REST",
-        "RETR",
-        "STOR",
-        "APPE",
-        "STOU",
-        "PASV",
-        "EPSV",
-        "PORT",
-        "EPRT",
-        "TYPE",
-        "MODE",
-        "STRU",
-        "NOOP",
-        "STAT",
-        "SIZE",
-        "MDTM",
-        "FEAT",
-        "OPTS",
-    }
-)
 
 
 @implementer(interfaces.IHandshakeListener)
@@ -96,11 +85,12 @@ class ProtocolInterpreter(LineReceiver):
     @cvar dataChannelFactory: builds the L{DataChannel}.
     @cvar errorReplies: turns the errors of commands into replies.
     @cvar greeting: the 220 text.
-    @cvar features: the FEAT lines.
-    @ivar state: the L{SessionState} the policy reads.
+    @cvar commands: the command table (L{txftps._commands}): what the
+        policy, the dispatcher and C{FEAT} know about each command.
+    @ivar session: the L{Session}: what this connection's commands share,
+        and what the policy reads.
     @ivar shell: the logged-in user's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
     @ivar peerAddress: the address of the client (for L{ISessionObserver}).
-    @ivar workingDirectory: the current directory as path segments.
     """
 
     delimiter = b"\n"
@@ -112,42 +102,17 @@ class ProtocolInterpreter(LineReceiver):
     dataChannelFactory: ClassVar[Callable[..., DataChannel]] = DataChannel
     errorReplies: ClassVar[ErrorReplies] = ErrorReplies()
     greeting: ClassVar[str] = "txftps ready."
-    features: ClassVar[tuple[str, ...]] = (
-        "AUTH TLS",
-        "PBSZ",
-        "PROT",
-        "EPSV",
-        "EPRT",
-        "UTF8",
-        "SIZE",
-        "MDTM",
-        "MFMT",
-        "REST STREAM",
-        "MLST type*;size*;modify*;perm*;unique*;",
-        "HOST",
-        "TVFS",
-    )
+    commands: ClassVar[Mapping[str, CommandFacts]] = COMMANDS
 
-    factory: FTPSFactory
+    factory: ServerFactory
     transport: Any
 
     def __init__(self) -> None:
-        self.state = SessionState()
+        self.session = Session()
         self.shell: ftp.IFTPShell | None = None
         self._logout: Callable[[], None] | None = None
-        self.workingDirectory: list[str] = []
-        self._user: str | None = None
-        self._failedLogins = 0
-        self._renameFrom: list[str] | None = None
         self._queue: list[bytes] = []
         self._busy = False
-        self._transferFinished: defer.Deferred[None] | None = None
-        self._aborting = False
-        self._restOffset = 0
-        self._mlstFacts: tuple[str, ...] = MLST_FACTS
-        self._userName: str | None = None
-        self._epsvAll = False
-        self._cleared = False
         self._closing = False
         self._admitted = False
         self.clientCertificate: Any = None
@@ -230,7 +195,7 @@ class ProtocolInterpreter(LineReceiver):
             requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
         )
         if self.factory.implicit:
-            self.state.implicit = True
+            self.session.implicit = True
             self._startTLS()
         else:
             self.reply(220, self.greeting)
@@ -266,7 +231,7 @@ class ProtocolInterpreter(LineReceiver):
 
     def _idleTimedOut(self) -> None:
         self._idleTimer = None
-        if self.state.transferring:
+        if self.session.transferring:
             self._resetIdleTimer()
             return
         self.reply(421, "Idle timeout; closing control connection.")
@@ -313,14 +278,14 @@ class ProtocolInterpreter(LineReceiver):
         if self._handshakeTimer is not None and self._handshakeTimer.active():
             self._handshakeTimer.cancel()
         self._handshakeTimer = None
-        self.state.controlProtected = True
+        self.session.controlProtected = True
         handle = getattr(self.transport, "getHandle", None)
         self.clientCertificate = peerCertificate(handle()) if handle is not None else None
         if self.dataChannel is not None and self.clientCertificate is not None:
             self.dataChannel.controlCertificate = fingerprint(self.clientCertificate)
-        if self.state.implicit:
-            self.state.pbszSeen = True
-            self.state.dataProtected = True
+        if self.session.implicit:
+            self.session.pbszSeen = True
+            self.session.dataProtected = True
             self.reply(220, self.greeting)
 
     # replies
@@ -365,7 +330,10 @@ class ProtocolInterpreter(LineReceiver):
     def _processQueue(self) -> None:
         while self._queue and not self._busy and not self._closing:
             command, _ = self._parse(self._queue[0])
-            if self.state.transferring and command in AFTER_TRANSFER_COMMANDS:
+            if (
+                self.session.transferring
+                and self.factsOf(command).duringTransfer is DuringTransfer.AFTER
+            ):
                 # It runs after the transfer's final reply; the policy refuses
                 # or answers everything else at once.
                 return
@@ -392,10 +360,11 @@ class ProtocolInterpreter(LineReceiver):
         self.observer.commandReceived(
             self.peerAddress, command, argument if command != "PASS" else "***"
         )
-        if command not in _KEEPS_RESTART:
-            self._restOffset = 0
+        facts = self.factsOf(command)
+        if not facts.keepsRestart:
+            self.session.restOffset = 0
         try:
-            self.settings.policy.checkCommand(command, self.state)
+            self.settings.policy.checkCommand(command, self.session, facts)
             handler = getattr(self, "ftp_" + command, None)
             if handler is None:
                 raise FTPReplyError(502, f"Command {command} not implemented.")
@@ -412,32 +381,52 @@ class ProtocolInterpreter(LineReceiver):
         self._busy = False
         self._processQueue()
 
+    def factsOf(self, command: str) -> CommandFacts:
+        """
+        The entry of C{command} in this protocol's command table, or
+        L{defaultFacts} for a command the table does not know.
+        """
+        return self.commands.get(command) or defaultFacts(command)
+
     def _async(self, coroutine: Awaitable[None]) -> defer.Deferred[None]:
         return defer.Deferred.fromCoroutine(coroutine)  # type: ignore[arg-type]
 
-    # paths
+    # paths: the helpers command handlers of subclasses use too
 
-    def _segments(self, path: str) -> list[str]:
-        return pathSegments(self.workingDirectory, path)
+    def resolvePath(self, path: str) -> list[str]:
+        """
+        The path a client sent, relative to the working directory, as path
+        segments from the user's root (escaped names read back; C{..} never
+        leaves the root).
 
-    def _newName(self, segments: list[str]) -> list[str]:
+        @raise FTPReplyError: 550 for a path that cannot name a file.
+        """
+        return pathSegments(self.session.workingDirectory, path)
+
+    def checkNewName(self, segments: list[str]) -> list[str]:
         """
         C{segments} name a file or directory about to be made: no control
         characters (L{FileNameNotAllowedError}, 553).
+
+        @return: C{segments}.
         """
         if segments and hasControlCharacters(segments[-1]):
             raise FileNameNotAllowedError("/".join(segments))  # type: ignore[no-untyped-call]
         return segments
 
-    def _displayPath(self, segments: list[str]) -> str:
+    def displayPath(self, segments: list[str]) -> str:
+        """
+        How a path is shown to the client: absolute, names escaped.
+        """
         return displayPath(segments)
 
-    def _shellCall(
+    def callShell(
         self, method: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> defer.Deferred[Any]:
         """
         Call a method of the L{avatar}; a synchronous result or exception
-        becomes a L{defer.Deferred}.
+        becomes a L{defer.Deferred}, and its failure becomes the command's
+        reply when the handler returns it.
         """
         return defer.maybeDeferred(method, *args, **kwargs)
 
@@ -450,9 +439,9 @@ class ProtocolInterpreter(LineReceiver):
             raise FTPReplyError(501, "AUTH needs a mechanism: AUTH TLS.")
         if mechanism not in ("TLS", "SSL", "TLS-C", "TLS-P"):
             raise FTPReplyError(504, f"AUTH {mechanism} not supported; use AUTH TLS.")
-        if self.state.controlProtected or self._tlsOptions is not None:
+        if self.session.controlProtected or self._tlsOptions is not None:
             raise FTPReplyError(503, "TLS is already active.")
-        if self.state.loggedIn:
+        if self.session.loggedIn:
             raise FTPReplyError(534, "AUTH after a plaintext login is refused.")
         self.reply(234, f"AUTH {mechanism} successful; starting TLS.")
         dropped = len(self.clearLineBuffer()) + sum(len(q) for q in self._queue)  # type: ignore[no-untyped-call]
@@ -463,30 +452,30 @@ class ProtocolInterpreter(LineReceiver):
                 count=dropped,
                 host=self.peerHost,
             )
-        self._user = None
-        self.state.pbszSeen = False
-        self.state.dataProtected = False
+        self.session.user = None
+        self.session.pbszSeen = False
+        self.session.dataProtected = False
         self._startTLS()
 
     def ftp_PBSZ(self, argument: str) -> None:
         self._refuseAfterCCC("PBSZ")
-        if not self.state.controlProtected:
+        if not self.session.controlProtected:
             raise FTPReplyError(503, "PBSZ needs a protected control channel; AUTH TLS first.")
         if not argument.strip().isdigit():
             raise FTPReplyError(501, "PBSZ needs a number: PBSZ 0.")
-        self.state.pbszSeen = True
+        self.session.pbszSeen = True
         self.reply(200, "PBSZ=0")
 
     def ftp_PROT(self, argument: str) -> None:
         self._refuseAfterCCC("PROT")
-        if not self.state.controlProtected or not self.state.pbszSeen:
+        if not self.session.controlProtected or not self.session.pbszSeen:
             raise FTPReplyError(503, "PROT needs PBSZ first.")
         level = argument.strip().upper()
         if level == "C":
-            self.state.dataProtected = False
+            self.session.dataProtected = False
             self.reply(200, "Protection level set to Clear.")
         elif level == "P":
-            self.state.dataProtected = True
+            self.session.dataProtected = True
             self.reply(200, "Protection level set to Private.")
         elif level in ("S", "E"):
             raise FTPReplyError(536, f"Protection level {level} not supported.")
@@ -525,7 +514,7 @@ class ProtocolInterpreter(LineReceiver):
         self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
 
     def ftp_HOST(self, argument: str) -> None:
-        if self.state.loggedIn or self._user is not None:
+        if self.session.loggedIn or self.session.user is not None:
             raise FTPReplyError(503, "HOST must come before USER.")
         if not argument.strip() or not printableName(argument.strip()):
             raise FTPReplyError(501, "HOST needs a host name.")
@@ -533,32 +522,25 @@ class ProtocolInterpreter(LineReceiver):
 
     def ftp_REIN(self, argument: str) -> None:
         self._logoutShell()
-        self.state.loggedIn = False
-        self._user = None
-        self._userName = None
-        self.workingDirectory = []
-        self._renameFrom = None
-        self._restOffset = 0
-        self._epsvAll = False
-        self._mlstFacts = MLST_FACTS
+        self.session.reinitialize()
         if self.dataChannel is not None:
             self.dataChannel.reset()
         # A protected channel is never downgraded by REIN.
-        channel = "TLS is still on" if self.state.controlProtected else "the channel is clear"
+        channel = "TLS is still on" if self.session.controlProtected else "the channel is clear"
         self.reply(220, f"Session reinitialized; {channel}. Log in again.")
 
     def ftp_CCC(self, argument: str) -> None:
-        if not self.state.controlProtected:
+        if not self.session.controlProtected:
             raise FTPReplyError(533, "The control channel is not protected.")
-        if not self.settings.allowCCC or self.state.implicit:
+        if not self.settings.allowCCC or self.session.implicit:
             raise FTPReplyError(534, "CCC is refused by the server policy.")
         self.reply(200, "CCC accepted; the control channel returns to plaintext.")
-        self._cleared = True
-        self.state.controlProtected = False
+        self.session.cleared = True
+        self.session.controlProtected = False
         clearControlChannel(self)
 
     def _refuseAfterCCC(self, command: str) -> None:
-        if self._cleared:
+        if self.session.cleared:
             raise FTPReplyError(534, f"{command} is refused after CCC.")
 
     def ftp_CDC(self, argument: str) -> None:

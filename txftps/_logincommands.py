@@ -32,12 +32,12 @@ class LoginCommands(ProtocolInterpreter):
     """
 
     def ftp_USER(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
+        self.settings.policy.checkLogin(self.session)
+        if self.session.loggedIn:
             raise FTPReplyError(530, "Already logged in.")
         if not argument:
             raise FTPReplyError(501, "USER needs a user name.")
-        self._user = argument
+        self.session.user = argument
         if (
             self.settings.certificateLogin
             and self.clientCertificate is not None
@@ -59,17 +59,17 @@ class LoginCommands(ProtocolInterpreter):
         except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
             self.reply(331, "Password required.")
             return
-        self._user = None
+        self.session.user = None
         self._loggedIn(user, result, checked=False)
         self.reply(232, "User logged in, authorized by the client certificate.")
 
     def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
+        self.settings.policy.checkLogin(self.session)
+        if self.session.loggedIn:
             raise FTPReplyError(503, "Already logged in.")
-        if self._user is None:
+        if self.session.user is None:
             raise FTPReplyError(503, "Send USER first.")
-        user, self._user = self._user, None
+        user, self.session.user = self.session.user, None
         return self._async(self._login(user, argument))
 
     async def _login(self, user: str, password: str) -> None:
@@ -103,9 +103,9 @@ class LoginCommands(ProtocolInterpreter):
         self, user: str, result: tuple[Any, Any, Callable[[], None]], checked: bool
     ) -> None:
         _, self.shell, self._logout = result
-        self.state.loggedIn = True
-        self._userName = user
-        self.workingDirectory = []
+        self.session.loggedIn = True
+        self.session.userName = user
+        self.session.workingDirectory = []
         self.factory.bans.succeeded(self.peerHost, checked=checked)
         _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
         self.observer.loginSucceeded(self.peerAddress, user)
@@ -116,7 +116,7 @@ class LoginCommands(ProtocolInterpreter):
         arrived, however long the check took: known and unknown users, cheap
         and costly hashes, all look the same from outside.
         """
-        self._failedLogins += 1
+        self.session.failedLogins += 1
         self.factory.bans.failed(self.peerHost, checked=checked)
         _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
         self.observer.loginFailed(self.peerAddress, user)
@@ -124,7 +124,7 @@ class LoginCommands(ProtocolInterpreter):
         if delay > 0:
             await defer.Deferred.fromCoroutine(_sleep(self.clock, delay))
         self.reply(530, "Login incorrect.")
-        if self._failedLogins >= self.settings.maxLoginAttempts:
+        if self.session.failedLogins >= self.settings.maxLoginAttempts:
             self._close()
 
 

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
 
 from txftps._dataconnection import DataConnection, TransferAborted
+from txftps._interpreter import ProtocolInterpreter
 from txftps._listing import (
     LIST_KEYS,
     formatList,
     formatMLSD,
     formatNames,
 )
+from txftps._session import Transfer
 from txftps.errors import FTPReplyError
 from txftps.interfaces import (
     IAtomicWriteFile,
@@ -33,11 +35,6 @@ from txftps.interfaces import (
     IResumableShell,
     IUniqueNameShell,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from txftps._interpreter import ProtocolInterpreter
 
 
 class TransferCommands(ProtocolInterpreter):
@@ -53,7 +50,7 @@ class TransferCommands(ProtocolInterpreter):
 
     def _listen(self) -> int:
         assert self.dataChannel is not None
-        context = self._tlsOptions.getContext() if self.state.dataProtected else None
+        context = self._tlsOptions.getContext() if self.session.dataProtected else None
         return self.dataChannel.listenPassive(self._passiveInterface(), context)
 
     def ftp_PASV(self, argument: str) -> None:
@@ -69,7 +66,7 @@ class TransferCommands(ProtocolInterpreter):
     def ftp_EPSV(self, argument: str) -> None:
         argument = argument.strip().upper()
         if argument == "ALL":
-            self._epsvAll = True
+            self.session.epsvAll = True
             self.reply(200, "EPSV ALL accepted.")
             return
         family = "2" if ":" in self._passiveInterface() else "1"
@@ -81,11 +78,11 @@ class TransferCommands(ProtocolInterpreter):
 
     def _active(self, host: str, port: int) -> None:
         assert self.dataChannel is not None
-        context = self._tlsOptions.getContext() if self.state.dataProtected else None
+        context = self._tlsOptions.getContext() if self.session.dataProtected else None
         self.dataChannel.connectActive(host, port, context)
 
     def _refuseAfterEPSVAll(self, command: str) -> None:
-        if self._epsvAll:
+        if self.session.epsvAll:
             assert self.dataChannel is not None
             self.dataChannel.reset()
             raise FTPReplyError(503, f"{command} not allowed after EPSV ALL.")
@@ -126,13 +123,20 @@ class TransferCommands(ProtocolInterpreter):
         self._active(host, int(port))
         self.reply(200, "EPRT command successful.")
 
-    def _checkTransfer(self, command: str) -> None:
-        self.settings.policy.checkTransfer(command, self.state)
+    def checkTransfer(self, command: str) -> None:
+        """
+        May the transfer command C{command} start now?
+
+        @raise FTPReplyError: 521 without C{PROT P} when data TLS is required
+            (for commands whose table entry says they move data), 425 when no
+            data connection was set up with PASV, EPSV, PORT or EPRT.
+        """
+        self.settings.policy.checkTransfer(command, self.session, self.factsOf(command))
         assert self.dataChannel is not None
         if not self.dataChannel.configured:
             raise FTPReplyError(425, "Use PASV, EPSV, PORT or EPRT first.")
 
-    def _startTransfer(
+    def startTransfer(
         self,
         command: str,
         path: list[str],
@@ -149,6 +153,13 @@ class TransferCommands(ProtocolInterpreter):
         the final reply. The C{observer} hears of C{command} on C{path} after
         the final reply.
 
+        Call L{checkTransfer} first. The running transfer is the session's
+        L{Transfer<txftps._session.Transfer>} until its final reply.
+
+        @param command: the transfer command (C{RETR}, C{STOR}, ...).
+        @param path: the file or directory, as path segments.
+        @param action: moves the data on the ready data connection; its
+            Deferred fires when the data has moved.
         @param onFailure: called when the transfer failed or was aborted; may
             return a sentence added to the failure's reply.
         @param onSuccess: called after C{action} succeeded; its failure is the
@@ -156,25 +167,23 @@ class TransferCommands(ProtocolInterpreter):
         """
         assert self.dataChannel is not None
         channel = self.dataChannel
-        self.state.transferring = True
-        self._aborting = False
-        finished: defer.Deferred[None] = defer.Deferred()
-        self._transferFinished = finished
+        transfer = Transfer(command, path)
+        self.session.transfer = transfer
         self.reply(150, preliminary)
 
         async def run() -> None:
-            connection: DataConnection | None = None
             try:
-                connection = await channel.whenReady(self.state.dataProtected)
+                connection = await channel.whenReady(self.session.dataProtected)
+                transfer.connection = connection
                 await action(connection)
-                if self._aborting:
+                if transfer.aborting:
                     raise FTPReplyError(426, "Transfer aborted.")
                 if onSuccess is not None:
                     await onSuccess()
             except Exception:
                 failure = Failure()
                 extra = onFailure()
-                if self._aborting:
+                if transfer.aborting:
                     failure = Failure(FTPReplyError(426, "Transfer aborted."))
                 error = failure.value
                 if extra and isinstance(error, FTPReplyError):
@@ -187,40 +196,39 @@ class TransferCommands(ProtocolInterpreter):
                 self.observer.transferEnded(
                     self.peerAddress,
                     command,
-                    self._displayPath(path),
-                    connection.bytesSent if connection is not None else 0,
-                    connection.bytesReceived if connection is not None else 0,
+                    self.displayPath(path),
+                    transfer.bytesSent,
+                    transfer.bytesReceived,
                     self._lastReply,
                 )
-                self.state.transferring = False
-                self._transferFinished = None
+                self.session.transfer = None
                 if not self._closing:
                     self._resetIdleTimer()
-                finished.callback(None)
+                transfer.finished.callback(None)
                 self._processQueue()
 
         self._async(run())
 
     def _consumeRestart(self) -> int:
-        offset, self._restOffset = self._restOffset, 0
+        offset, self.session.restOffset = self.session.restOffset, 0
         return offset
 
     def ftp_REST(self, argument: str) -> None:
         argument = argument.strip()
         if not argument.isdigit() or not argument.isascii():
             raise FTPReplyError(501, "REST needs a non-negative byte offset.")
-        self._restOffset = int(argument)
-        self.reply(350, f"Restarting at {self._restOffset}. Send RETR or STOR to continue.")
+        self.session.restOffset = int(argument)
+        self.reply(350, f"Restarting at {self.session.restOffset}. Send RETR or STOR to continue.")
 
     def ftp_ABOR(self, argument: str) -> defer.Deferred[None] | None:
-        self._restOffset = 0
-        finished = self._transferFinished
-        if finished is None:
+        self.session.restOffset = 0
+        transfer = self.session.transfer
+        if transfer is None:
             assert self.dataChannel is not None
             self.dataChannel.reset()
             self.reply(225, "No transfer to abort.")
             return None
-        self._aborting = True
+        transfer.aborting = True
         assert self.dataChannel is not None
         self.dataChannel.abortTransfer()
         result: defer.Deferred[None] = defer.Deferred()
@@ -229,26 +237,26 @@ class TransferCommands(ProtocolInterpreter):
             self.reply(226, "ABOR successful.")
             result.callback(None)
 
-        finished.addCallback(replied)
+        transfer.finished.addCallback(replied)
         return result
 
     def _listing(self, argument: str, names: bool) -> defer.Deferred[None]:
-        self._checkTransfer("NLST" if names else "LIST")
+        self.checkTransfer("NLST" if names else "LIST")
         words = argument.split(" ")
         while words and words[0].startswith("-"):
             words.pop(0)
-        segments = self._segments(" ".join(words))
+        segments = self.resolvePath(" ".join(words))
         keys = () if names else LIST_KEYS
 
         def listed(entries: list[tuple[str, list[Any]]]) -> None:
             data = formatNames(entries) if names else formatList(entries, self.clock.seconds())
-            self._startTransfer(
+            self.startTransfer(
                 "NLST" if names else "LIST",
                 segments,
                 lambda connection: connection.sendBytes(data),
             )
 
-        return self._shellCall(self.avatar.list, segments, keys).addCallback(listed)
+        return self.callShell(self.avatar.list, segments, keys).addCallback(listed)
 
     def ftp_LIST(self, argument: str) -> defer.Deferred[None]:
         return self._listing(argument, names=False)
@@ -258,8 +266,8 @@ class TransferCommands(ProtocolInterpreter):
 
     def ftp_RETR(self, argument: str) -> defer.Deferred[None]:
         offset = self._consumeRestart()
-        self._checkTransfer("RETR")
-        segments = self._segments(argument)
+        self.checkTransfer("RETR")
+        segments = self.resolvePath(argument)
         if offset and not IResumableShell.providedBy(self.shell):
             raise FTPReplyError(504, "REST is not supported by this storage.")
         args: tuple[Any, ...] = (segments, offset) if offset else (segments,)
@@ -272,14 +280,14 @@ class TransferCommands(ProtocolInterpreter):
                 if ICloseableReadFile.providedBy(readFile):
                     readFile.close()
 
-            self._startTransfer(
+            self.startTransfer(
                 "RETR",
                 segments,
                 lambda connection: connection.sendFile(readFile),
                 onFailure=failed,
             )
 
-        return self._shellCall(self.avatar.openForReading, *args).addCallback(opened)
+        return self.callShell(self.avatar.openForReading, *args).addCallback(opened)
 
     def _upload(
         self,
@@ -292,7 +300,7 @@ class TransferCommands(ProtocolInterpreter):
         needed = IUniqueNameShell if options.get("exclusive") else IResumableShell
         if options and not needed.providedBy(self.shell):
             raise FTPReplyError(504, f"{command} is not supported by this storage.")
-        self._newName(segments)
+        self.checkNewName(segments)
 
         def opened(writeFile: Any) -> None:
             async def receive(connection: DataConnection) -> None:
@@ -313,11 +321,11 @@ class TransferCommands(ProtocolInterpreter):
                 if kept:
                     return (
                         f"{kept} bytes kept: resume with REST {kept} and STOR"
-                        f" {self._displayPath(segments)}."
+                        f" {self.displayPath(segments)}."
                     )
                 return None
 
-            self._startTransfer(
+            self.startTransfer(
                 "STOR" if command == "REST" else command,
                 segments,
                 lambda connection: self._async(receive(connection)),
@@ -327,26 +335,26 @@ class TransferCommands(ProtocolInterpreter):
                 complete=complete,
             )
 
-        return self._shellCall(self.avatar.openForWriting, segments, **options).addCallback(opened)
+        return self.callShell(self.avatar.openForWriting, segments, **options).addCallback(opened)
 
     def ftp_STOR(self, argument: str) -> defer.Deferred[None]:
         offset = self._consumeRestart()
-        self._checkTransfer("STOR")
-        segments = self._segments(argument)
+        self.checkTransfer("STOR")
+        segments = self.resolvePath(argument)
         if offset:
             return self._upload("REST", segments, offset=offset)
         return self._upload("STOR", segments)
 
     def ftp_APPE(self, argument: str) -> defer.Deferred[None]:
         self._consumeRestart()
-        self._checkTransfer("APPE")
-        segments = self._segments(argument)
+        self.checkTransfer("APPE")
+        segments = self.resolvePath(argument)
         return self._upload("APPE", segments, append=True)
 
     def ftp_STOU(self, argument: str) -> defer.Deferred[None]:
         self._consumeRestart()
-        self._checkTransfer("STOU")
-        base = self._segments(argument.strip() or "file")
+        self.checkTransfer("STOU")
+        base = self.resolvePath(argument.strip() or "file")
         if not base:
             raise FTPReplyError(553, "STOU needs a file name.")
         return self._async(self._storeUnique(base))
@@ -373,21 +381,19 @@ class TransferCommands(ProtocolInterpreter):
         raise FTPReplyError(553, "Could not find a unique file name.")
 
     def ftp_MLSD(self, argument: str) -> defer.Deferred[None]:
-        self._checkTransfer("MLSD")
-        segments = self._segments(argument)
+        self.checkTransfer("MLSD")
+        segments = self.resolvePath(argument)
 
         def listed(entries: list[tuple[str, list[Any]]]) -> None:
-            data = formatMLSD(entries, self._mlstFacts, self._writable())
-            self._startTransfer("MLSD", segments, lambda connection: connection.sendBytes(data))
+            data = formatMLSD(entries, self.session.mlstFacts, self._writable())
+            self.startTransfer("MLSD", segments, lambda connection: connection.sendBytes(data))
 
         def checked(result: list[Any]) -> defer.Deferred[None]:
             if not result[0]:
                 raise FTPReplyError(501, "MLSD needs a directory; use MLST for a file.")
-            return self._shellCall(self.avatar.list, segments, self._factKeys()).addCallback(
-                listed
-            )
+            return self.callShell(self.avatar.list, segments, self._factKeys()).addCallback(listed)
 
-        return self._shellCall(self.avatar.stat, segments, ("directory",)).addCallback(checked)
+        return self.callShell(self.avatar.stat, segments, ("directory",)).addCallback(checked)
 
     def ftp_ALLO(self, argument: str) -> None:
         self.reply(202, "No storage allocation necessary.")

@@ -27,11 +27,14 @@ from twisted.cred.portal import Portal
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
+from txftps._commands import CommandFacts, DuringTransfer, commandTable
 from txftps._datachannel import PassivePortRange
+from txftps._dataconnection import DataConnection
 from txftps._filecommands import FileCommands
 from txftps._infocommands import InformationCommands
 from txftps._logincommands import LoginCommands
 from txftps._policy import SessionPolicy, TLSRequirement
+from txftps._session import Session, Transfer
 from txftps._settings import ConnectionLimits, ServerSettings
 from txftps._transfercommands import TransferCommands
 from txftps.auth import LoginBans
@@ -39,27 +42,54 @@ from txftps.interfaces import ISessionObserver
 from txftps.tls import ServerTLS
 
 __all__ = [
+    "CommandFacts",
     "ConnectionLimits",
+    "DataConnection",
+    "DuringTransfer",
     "FTPSFactory",
     "FTPSProtocol",
     "PassivePortRange",
     "ServerSettings",
+    "Session",
     "SessionPolicy",
     "TLSRequirement",
+    "Transfer",
+    "commandTable",
 ]
 
 
 class FTPSProtocol(TransferCommands, FileCommands, LoginCommands, InformationCommands):
     """
-    The FTPS protocol interpreter of one control connection: the core
-    (L{txftps._interpreter.ProtocolInterpreter}), the login commands
-    (L{LoginCommands}), the informational commands
-    (L{InformationCommands}), the file commands (L{FileCommands}) and the
-    transfer commands (L{TransferCommands}).
+    The FTPS protocol interpreter of one control connection.
 
-    Subclass it to add C{ftp_<CMD>} or C{site_<NAME>} methods or to change
-    class attributes such as C{greeting}, C{features} or
-    C{dataChannelFactory}.
+    Its commands are grouped by role in private modules (the core, login,
+    information, file and transfer commands); everything they share is in
+    its L{Session} (C{self.session}) and, while a transfer runs, that
+    session's L{Transfer}.
+
+    Subclass it to add commands or change class attributes (C{greeting},
+    C{errorReplies}, C{dataChannelFactory}, C{commands}):
+
+      - a command is a method C{ftp_<NAME>(self, argument)}; it replies with
+        C{self.reply(code, text)}, refuses by raising
+        L{FTPReplyError<txftps.errors.FTPReplyError>}, and may return a
+        Deferred (the next command waits for it; its failure becomes the
+        reply);
+      - a C{SITE} command is a method C{site_<NAME>(self, argument)};
+      - a transfer command calls C{self.checkTransfer(name)}, then
+        C{self.startTransfer(name, segments, action)}, where C{action} gets
+        the ready L{DataConnection} and returns a Deferred (use its
+        C{sendBytes}, C{sendFile} or C{receiveInto});
+      - C{self.resolvePath(path)} turns a client's path into segments from
+        the user's root, C{self.displayPath(segments)} shows one,
+        C{self.callShell(self.avatar.method, ...)} calls the user's shell;
+      - what the policy, the dispatcher and C{FEAT} know of a command is its
+        L{CommandFacts} in the class's C{commands} table: extend it with
+        C{commands = commandTable(FTPSProtocol.commands, CommandFacts(...))}.
+        A command without an entry is refused before login and during
+        transfers.
+
+    C{docs/examples/custom_commands.py} shows all of it.
     """
 
 

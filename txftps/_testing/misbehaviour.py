@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import defer, interfaces
@@ -26,12 +26,8 @@ from zope.interface import implementer
 from txftps._datachannel import DataChannel
 from txftps._dataconnection import DataConnection
 from txftps.errors import FTPReplyError
-from txftps.server import FTPSProtocol
+from txftps.server import FTPSFactory, FTPSProtocol
 from txftps.tls import ServerTLS
-
-if TYPE_CHECKING:
-    from txftps._testing.server import _TestFactory
-
 
 _CONNECTION_DONE = Failure(ConnectionDone())
 
@@ -320,3 +316,42 @@ class MisbehavingProtocol(FTPSProtocol):
     def _refusePassive(self) -> None:
         if self.misbehaviour.refusePassive:
             raise FTPReplyError(425, "Can't open passive connection.")
+
+
+class _TestFactory(FTPSFactory):
+    """
+    An L{FTPSFactory} whose protocols misbehave on request and which knows
+    its open sessions, so that the server can close them when it stops.
+    """
+
+    protocol = MisbehavingProtocol
+    misbehaviour = Misbehaviour()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: set[MisbehavingProtocol] = set()
+        self._drained: list[defer.Deferred[None]] = []
+
+    def sessionStarted(self, session: MisbehavingProtocol) -> None:
+        self.sessions.add(session)
+
+    def sessionEnded(self, session: MisbehavingProtocol) -> None:
+        self.sessions.discard(session)
+        if not self.sessions:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def closeSessions(self) -> defer.Deferred[None]:
+        """
+        Drop every open control connection (and with it its data
+        connections); fires once all of them are gone.
+        """
+        d: defer.Deferred[None] = defer.Deferred()
+        if not self.sessions:
+            d.callback(None)
+            return d
+        self._drained.append(d)
+        for session in list(self.sessions):
+            session.transport.abortConnection()
+        return d

@@ -27,53 +27,18 @@ from zope.interface import implementer
 from txftps._certauth import ClientCertificateChecker
 from txftps._testing.ca import CertificateAuthority, IssuedCertificate
 from txftps._testing.memoryshell import MemoryFilesystem, MemoryShell
-from txftps._testing.misbehaviour import MisbehavingProtocol, Misbehaviour, withoutResumption
+from txftps._testing.misbehaviour import (
+    Misbehaviour,
+    _TestFactory,
+    withoutResumption,
+)
 from txftps._testing.record import SessionRecord
 from txftps.auth import ANONYMOUS, normalizeChecker
-from txftps.server import FTPSFactory, ServerSettings
+from txftps.server import ServerSettings
 from txftps.storage import LocalShell
 from txftps.tls import ServerTLS
 
 _LOOPBACK = "127.0.0.1"
-
-
-class _TestFactory(FTPSFactory):
-    """
-    An L{FTPSFactory} whose protocols misbehave on request and which knows
-    its open sessions, so that the server can close them when it stops.
-    """
-
-    protocol = MisbehavingProtocol
-    misbehaviour = Misbehaviour()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sessions: set[MisbehavingProtocol] = set()
-        self._drained: list[defer.Deferred[None]] = []
-
-    def sessionStarted(self, session: MisbehavingProtocol) -> None:
-        self.sessions.add(session)
-
-    def sessionEnded(self, session: MisbehavingProtocol) -> None:
-        self.sessions.discard(session)
-        if not self.sessions:
-            drained, self._drained = self._drained, []
-            for d in drained:
-                d.callback(None)
-
-    def closeSessions(self) -> defer.Deferred[None]:
-        """
-        Drop every open control connection (and with it its data
-        connections); fires once all of them are gone.
-        """
-        d: defer.Deferred[None] = defer.Deferred()
-        if not self.sessions:
-            d.callback(None)
-            return d
-        self._drained.append(d)
-        for session in list(self.sessions):
-            session.transport.abortConnection()
-        return d
 
 
 @implementer(portal.IRealm)
