@@ -570,7 +570,12 @@ class ControlConnection:
         source: str | None = None,
         context: ssl.SSLContext | None = None,
         timeout: float = 5.0,
+        preamble: bytes = b"",
     ) -> None:
+        """
+        Connect (from C{source} if given), send C{preamble} if any (a PROXY
+        header, say), start TLS when C{implicit}, and read the greeting.
+        """
         self.server = server
         self.host = host
         self.context = context if context is not None else server.ca.clientContext()
@@ -582,6 +587,8 @@ class ControlConnection:
         self.sock: socket.socket = self.raw
         self.buffer = b""
         self.protected = False
+        if preamble:
+            self.raw.sendall(preamble)
         if implicit:
             self.sock = self.context.wrap_socket(self.raw, server_hostname=LOOPBACK)
             self.protected = True
