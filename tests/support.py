@@ -126,10 +126,15 @@ class ThrowawayCA:
     @ivar keyFile: the server's private key.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, extraNames: tuple[str, ...] = ()) -> None:
+        """
+        @param extraNames: host names or addresses the server certificate
+            names besides 127.0.0.1, localhost and ::1 (a balancer's
+            address, say).
+        """
         self.directory = directory
         self.ca = trustme.CA()
-        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1")
+        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1", *extraNames)
         self.caFile = os.path.join(directory, "ca.pem")
         self.certFile = os.path.join(directory, "server-chain.pem")
         self.keyFile = os.path.join(directory, "server-key.pem")

@@ -382,6 +382,19 @@ class ControlConnectionTests(ProxiedServerTestCase):
         self.assertTrue(pump(lambda: tls.read(4096)).startswith(b"230 "))
         self.assertLogged(f"{USER} logged in from 192.0.2.47")
 
+    def test_alpnRefusalNamesClient(self) -> None:
+        """
+        The log line of a refused ALPN offer names the client from the
+        header, not the balancer.
+        """
+        context = self.server.ca.clientContext()
+        context.set_alpn_protocols(["http/1.1"])
+        sock = self.rawConnection(implicit=True)
+        sock.sendall(v2Header("192.0.2.80"))
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            context.wrap_socket(sock, server_hostname=support.LOOPBACK)
+        self.assertLogged("TLS handshake refused: 192.0.2.80 offered ALPN")
+
     def test_nothingBeforeHeader(self) -> None:
         """
         A trusted peer that sends nothing gets nothing, no greeting and no
