@@ -538,6 +538,21 @@ class ProxiedDataTests(ProxiedServerTestCase):
         stored = support.readFile(os.path.join(self.server.userHome(USER), "up.bin"))
         self.assertEqual(stored, self.payload)
 
+    def test_uploadLogNamesClient(self) -> None:
+        """
+        The log line of a TLS upload that ended without close_notify names
+        the client from the header, not the balancer.
+        """
+        control = self.control(v2Header(DIRECT))
+        self.log.mark()
+        data = control.secureData(self.openData(control, v2Header(DIRECT, 41002), PROXY))
+        control.send("STOR cut.bin")
+        self.assertEqual(control.reply()[0], 150)
+        data.sendall(b"x" * 1000)
+        data.close()
+        self.assertEqual(control.reply()[0], 426, self.serverLog())
+        self.assertLogged(f"TLS upload from {DIRECT} ended without close_notify")
+
     def test_directDataForProxiedControl(self) -> None:
         """
         A data connection straight from the client (not through the

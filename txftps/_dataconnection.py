@@ -182,7 +182,9 @@ class DataConnection(Protocol):
             ending, verdict = "without close_notify", "accepted (--upload-close-notify optional)"
         _log.info(
             "TLS upload from {host} ended {ending} (clean TCP close) after {count} bytes: {verdict}",
-            host=self.transport.getPeer().host,
+            # The control connection's client: this connection passed the
+            # peer check, and behind a balancer its own peer is the balancer.
+            host=self._channel._peerHost,
             ending=ending,
             count=self.bytesReceived,
             verdict=verdict,
