@@ -126,10 +126,15 @@ class ThrowawayCA:
     @ivar keyFile: the server's private key.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, extraNames: tuple[str, ...] = ()) -> None:
+        """
+        @param extraNames: host names or addresses the server certificate
+            names besides 127.0.0.1, localhost and ::1 (a balancer's
+            address, say).
+        """
         self.directory = directory
         self.ca = trustme.CA()
-        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1")
+        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1", *extraNames)
         self.caFile = os.path.join(directory, "ca.pem")
         self.certFile = os.path.join(directory, "server-chain.pem")
         self.keyFile = os.path.join(directory, "server-key.pem")
@@ -570,7 +575,12 @@ class ControlConnection:
         source: str | None = None,
         context: ssl.SSLContext | None = None,
         timeout: float = 5.0,
+        preamble: bytes = b"",
     ) -> None:
+        """
+        Connect (from C{source} if given), send C{preamble} if any (a PROXY
+        header, say), start TLS when C{implicit}, and read the greeting.
+        """
         self.server = server
         self.host = host
         self.context = context if context is not None else server.ca.clientContext()
@@ -582,6 +592,8 @@ class ControlConnection:
         self.sock: socket.socket = self.raw
         self.buffer = b""
         self.protected = False
+        if preamble:
+            self.raw.sendall(preamble)
         if implicit:
             self.sock = self.context.wrap_socket(self.raw, server_hostname=LOOPBACK)
             self.protected = True

@@ -29,7 +29,7 @@ from tests.support import refusedStart
 from txftps._datachannel import PassivePortRange
 from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
-from txftps.server import FTPSFactory
+from txftps.server import FTPSFactory, ProxyProtocolFactory
 from txftps.tap import Options, makeService
 from txftps.tls import ServerTLS, fingerprint, generateSelfSigned
 
@@ -238,6 +238,33 @@ class OptionsTests(OptionsTestCase):
         """
         self.assertIn("masquerade", self.assertOptionError("--masquerade", "١.٢.٣.٤"))
 
+    def test_proxyProtocol(self) -> None:
+        """
+        C{--proxy-protocol} with repeated C{--trusted-proxy} addresses and
+        networks: the server trusts exactly those; without the options it
+        trusts none.
+        """
+        options = self.parse(
+            "--proxy-protocol", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.7"
+        )
+        trusted = options["trusted-proxies"]
+        self.assertTrue(trusted.trusts("10.1.2.3"))
+        self.assertTrue(trusted.trusts("192.0.2.7"))
+        self.assertFalse(trusted.trusts("192.0.2.8"))
+        self.assertIsNone(self.parse()["trusted-proxies"])
+
+    def test_badProxyProtocol(self) -> None:
+        """
+        C{--proxy-protocol} without C{--trusted-proxy}, C{--trusted-proxy}
+        without C{--proxy-protocol}, and values that are not an address or a
+        network (or a network with host bits set) are refused with one line.
+        """
+        self.assertIn("--trusted-proxy", self.assertOptionError("--proxy-protocol"))
+        self.assertIn("--proxy-protocol", self.assertOptionError("--trusted-proxy", "10.0.0.0/8"))
+        for value in ("10.0.0.1/8", "balancer.example", "10.0.0.0/40"):
+            message = self.assertOptionError("--proxy-protocol", "--trusted-proxy", value)
+            self.assertIn(repr(value), message)
+
     def test_badAuth(self) -> None:
         """
         An unknown C{--auth} checker, or a malformed one, is refused with one
@@ -365,6 +392,24 @@ class MakeServiceTests(OptionsTestCase):
             self.assertIsInstance(child, StreamServerEndpointService)
             self.assertIsInstance(child.factory, FTPSFactory)
         self.assertEqual([c.factory.implicit for c in children], [False, False, True])
+
+    def test_proxyProtocolChildren(self) -> None:
+        """
+        With C{--proxy-protocol} every endpoint serves a
+        L{ProxyProtocolFactory} around its L{FTPSFactory}, whose settings
+        name the trusted proxies (the data channels read them there).
+        """
+        options = self.parse("--proxy-protocol", "--trusted-proxy", "192.0.2.7")
+        children = self.children(makeService(options))
+        self.assertEqual(len(children), 2)
+        for child in children:
+            self.assertIsInstance(child.factory, ProxyProtocolFactory)
+            wrapped = child.factory.wrappedFactory
+            self.assertIsInstance(wrapped, FTPSFactory)
+            self.assertIs(wrapped.settings.trustedProxies, options["trusted-proxies"])
+        self.assertEqual(
+            sorted(c.factory.wrappedFactory.implicit for c in children), [False, True]
+        )
 
     def test_defaultChildren(self) -> None:
         """

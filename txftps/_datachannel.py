@@ -12,7 +12,9 @@ the gate passed (peer address, session resumed when required), or fails with
 the reply to send (425, 522). No file byte moves before that.
 
 A connection from any other address is closed at once, gets zero bytes, and
-burns the listener: the transfer gets 425.
+burns the listener: the transfer gets 425. A passive connection from a
+trusted proxy (C{--proxy-protocol}) is checked the same way, with the client
+address its PROXY header names, once the header is in.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.protocol import ClientFactory
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txftps._dataconnection import DataConnection
 from txftps._datatls import DataTLS
+from txftps._proxyprotocol import TrustedProxies, proxiedDataProtocol
 from txftps.errors import DataChannelRefused, FTPReplyError
 from txftps.tls import fingerprint, peerCertificate
 
@@ -88,11 +91,16 @@ class _DataFactory(ClientFactory):
 
     noisy = False
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+    def __init__(
+        self, channel: DataChannel, context: SSL.Context | None, passive: bool = False
+    ) -> None:
         self._channel = channel
         self._context = context
+        self._passive = passive
 
-    def buildProtocol(self, addr: Any) -> DataConnection | None:
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        if self._passive and self._channel._fromTrustedProxy(addr):
+            return self._channel._acceptProxied(self._context)
         return self._channel._accept(addr, self._context)
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
@@ -118,6 +126,7 @@ class DataChannel:
         timeout: float = 30.0,
         portRange: PassivePortRange | None = None,
         requireUploadCloseNotify: bool = True,
+        trustedProxies: TrustedProxies | None = None,
     ) -> None:
         """
         @param reactor: provides
@@ -133,6 +142,8 @@ class DataChannel:
         @param requireUploadCloseNotify: a TLS upload completes only with the
             client's close_notify; when C{False}, also with a clean TCP close
             after a complete TLS record.
+        @param trustedProxies: proxies whose passive connections start with a
+            PROXY header naming the client, or C{None}.
         """
         self._reactor = reactor
         self._peerHost = controlPeerHost
@@ -141,6 +152,7 @@ class DataChannel:
         self._portRange = portRange
         #: A TLS upload completes only with the client's close_notify.
         self.requireUploadCloseNotify = requireUploadCloseNotify
+        self._trustedProxies = trustedProxies
         self._listener: interfaces.IListeningPort | None = None
         self._timer: interfaces.IDelayedCall | None = None
         self.connection: DataConnection | None = None
@@ -154,6 +166,8 @@ class DataChannel:
         self.controlCertificate: str | None = None
         self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
         self._connector: Any = None
+        #: A passive connection from a trusted proxy, waiting for its header.
+        self._proxied: Protocol | None = None
 
     @property
     def clock(self) -> interfaces.IReactorTime:
@@ -171,6 +185,14 @@ class DataChannel:
 
     # PASV / EPSV
 
+    @property
+    def clientHost(self) -> str:
+        """
+        The address of the control connection's client: the only address
+        data connections are accepted from.
+        """
+        return self._peerHost
+
     def listenPassive(self, interface: str, context: SSL.Context | None) -> int:
         """
         Open a listener for the next transfer, closing any earlier one.
@@ -181,7 +203,7 @@ class DataChannel:
         @raise FTPReplyError: 425 when no port can be had.
         """
         self.reset()
-        factory = _DataFactory(self, context)
+        factory = _DataFactory(self, context, passive=True)
         ports = self._portRange.candidates() if self._portRange else [0]
         for port in ports:
             try:
@@ -252,6 +274,47 @@ class DataChannel:
         self.connection = self.connectionFactory(self, context)
         return self.connection
 
+    def _fromTrustedProxy(self, addr: Any) -> bool:
+        proxies = self._trustedProxies
+        return (
+            proxies is not None
+            and isinstance(addr, (IPv4Address, IPv6Address))
+            and proxies.trusts(addr.host)
+        )
+
+    def _acceptProxied(self, context: SSL.Context | None) -> Protocol:
+        """
+        A passive connection from a trusted proxy takes the listener, as any
+        first connection does; once its PROXY header is in, L{_accept} checks
+        the client address it names. No valid header in time: 425, as for a
+        foreign address.
+        """
+        self._stopListening()
+
+        def accept(client: Any) -> DataConnection | None:
+            if self._proxied is not gate:
+                return None
+            self._proxied = None
+            return self._accept(client, context)
+
+        def refused(reason: str) -> None:
+            if self._proxied is gate:
+                self._proxied = None
+                self.refuse(
+                    DataChannelRefused(425, "Data connection without a valid PROXY header.")
+                )
+
+        gate = proxiedDataProtocol(self.clock, self._timeout, accept, refused)
+        self._proxied = gate
+        return gate
+
+    def _dropProxied(self) -> None:
+        if self._proxied is not None:
+            gate, self._proxied = self._proxied, None
+            transport: Any = gate.transport
+            if transport is not None:
+                transport.abortConnection()
+
     def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
         if connection is not self.connection:
             return False
@@ -300,6 +363,7 @@ class DataChannel:
     def refuse(self, reason: FTPReplyError) -> None:
         self._cancelTimer()
         self._stopListening()
+        self._dropProxied()
         if self._failure is None:
             self._failure = reason
         if self.connection is not None:
@@ -387,6 +451,7 @@ class DataChannel:
         """
         self._cancelTimer()
         self._stopListening()
+        self._dropProxied()
         if self._waiting is not None:
             d, self._waiting = self._waiting, None
             d.errback(DataChannelRefused(425, "Data connection reset."))

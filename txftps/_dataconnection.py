@@ -50,6 +50,13 @@ class DataConnectionOwner(TypingProtocol):
 
     requireUploadCloseNotify: bool
 
+    @property
+    def clientHost(self) -> str:
+        """
+        The address of the control connection's client (behind a balancer,
+        the one its PROXY header named).
+        """
+
     def connectionReady(self, connection: DataConnection) -> None:
         """
         C{connection} is ready for a transfer (a clear one connected, or a
@@ -223,7 +230,9 @@ class DataConnection(Protocol):
             ending, verdict = "without close_notify", "accepted (--upload-close-notify optional)"
         _log.info(
             "TLS upload from {host} ended {ending} (clean TCP close) after {count} bytes: {verdict}",
-            host=self.transport.getPeer().host,
+            # The control connection's client: this connection passed the
+            # peer check, and behind a balancer its own peer is the balancer.
+            host=self._channel.clientHost,
             ending=ending,
             count=self.bytesReceived,
             verdict=verdict,

@@ -3,8 +3,9 @@
 Every use of a private part of pyOpenSSL or Twisted, each wrapped once.
 
 txftps needs a few things neither library offers publicly: whether a
-handshake resumed a session, the bytes left in a connection's memory BIO, and
-enough of Twisted's TLS layer to end TLS on a live connection for C{CCC}.
+handshake resumed a session, the bytes left in a connection's memory BIO,
+enough of Twisted's TLS layer to end TLS on a live connection for C{CCC}, and
+Twisted's PROXY protocol header parsers.
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -12,6 +13,7 @@ relies on.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,9 @@ from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 from twisted.internet.interfaces import ISSLTransport
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+from twisted.protocols.haproxy._v1parser import V1Parser
+from twisted.protocols.haproxy._v2parser import V2Parser
 from zope.interface import noLongerProvides
 
 
@@ -97,3 +102,26 @@ def forgetTLS(transport: Any) -> None:
     for name in ("getHandle", "getPeerCertificate"):
         transport.__dict__.pop(name, None)
     noLongerProvides(transport, ISSLTransport)
+
+
+#: The first 12 bytes of every PROXY protocol version 2 header.
+PROXY_V2_SIGNATURE: bytes = V2Parser.PREFIX
+
+
+def parseProxyHeader(version: int, header: bytes) -> Any:
+    """
+    Parse one complete PROXY protocol header with Twisted's parser for
+    C{version}. Twisted ships them in C{twisted.protocols.haproxy} but
+    exports only C{proxyEndpoint}, whose wrapper starts the wrapped protocol
+    before the header is in.
+
+    @param header: version 1 without its CRLF, or a whole version 2 header.
+    @return: Twisted's C{ProxyInfo} (C{source}, C{destination}).
+    @raise ValueError: the header does not parse.
+    """
+    try:
+        if version == 1:
+            return V1Parser.parse(header)
+        return V2Parser.parse(header)
+    except (InvalidProxyHeader, ValueError, KeyError, IndexError, struct.error) as e:
+        raise ValueError(f"version {version} header does not parse ({type(e).__name__})")

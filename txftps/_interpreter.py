@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from twisted.internet import defer, interfaces
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.protocols import ftp
 from twisted.protocols.basic import LineReceiver
@@ -91,6 +92,11 @@ class ProtocolInterpreter(LineReceiver):
         and what the policy reads.
     @ivar shell: the logged-in user's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
     @ivar peerAddress: the address of the client (for L{ISessionObserver}).
+    @ivar clientAddress: the client's address when it is not the transport's
+        peer (a trusted proxy's PROXY header named it); set before
+        C{makeConnection}.
+    @ivar peerHost: the client's IP address, for caps, bans, logs and the
+        data-connection peer check.
     """
 
     delimiter = b"\n"
@@ -121,6 +127,7 @@ class ProtocolInterpreter(LineReceiver):
         self._idleTimer: interfaces.IDelayedCall | None = None
         self._abortTimer: interfaces.IDelayedCall | None = None
         self.dataChannel: DataChannel | None = None
+        self.clientAddress: IPv4Address | IPv6Address | None = None
         self.peerHost = ""
         self.peerAddress: Any = None
         self._lastReply = 0
@@ -156,7 +163,9 @@ class ProtocolInterpreter(LineReceiver):
     # connection life
 
     def connectionMade(self) -> None:
-        self.peerAddress = self.transport.getPeer()
+        self.peerAddress = (
+            self.clientAddress if self.clientAddress is not None else self.transport.getPeer()
+        )
         self.peerHost = self.peerAddress.host
         handle = getattr(self.transport, "getHandle", None)
         if handle is not None:
@@ -193,6 +202,7 @@ class ProtocolInterpreter(LineReceiver):
             timeout=self.settings.dataTimeout,
             portRange=self.settings.passivePorts,
             requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
+            trustedProxies=self.settings.trustedProxies,
         )
         if self.factory.implicit:
             self.session.implicit = True

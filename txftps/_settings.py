@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 
 from txftps._datachannel import PassivePortRange
 from txftps._policy import SessionPolicy
+from txftps._proxyprotocol import TrustedProxies
 
 
 @dataclass
 class ServerSettings:
     """
     What an operator configures, shared by a server's factories.
+
+    C{trustedProxies}: connections from these addresses start with a PROXY
+    header naming the client (wrap the factory in a
+    L{txftps.server.ProxyProtocolFactory}); C{None}: no PROXY
+    protocol.
     """
 
     policy: SessionPolicy = field(default_factory=SessionPolicy)
@@ -31,6 +37,7 @@ class ServerSettings:
     maxPasswordLength: int = 1024
     allowCCC: bool = False
     certificateLogin: bool = False
+    trustedProxies: TrustedProxies | None = None
 
 
 class ConnectionLimits:

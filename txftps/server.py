@@ -17,6 +17,12 @@ Usage::
 
     factory = FTPSFactory(reactor, portal, ServerTLS.fromFiles(cert, key))
     reactor.listenTCP(2121, factory)
+
+Behind a TCP load balancer that sends PROXY headers (see C{docs/scaling.md})::
+
+    settings = ServerSettings(trustedProxies=TrustedProxies.fromStrings(["10.0.0.5"]))
+    factory = FTPSFactory(reactor, portal, tls, settings)
+    reactor.listenTCP(2121, ProxyProtocolFactory(factory))
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from txftps._filecommands import FileCommands
 from txftps._infocommands import InformationCommands
 from txftps._logincommands import LoginCommands
 from txftps._policy import SessionPolicy, TLSRequirement
+from txftps._proxyprotocol import ProxyProtocolFactory, TrustedProxies
 from txftps._session import Session, Transfer
 from txftps._settings import ConnectionLimits, ServerSettings
 from txftps._transfercommands import TransferCommands
@@ -49,11 +56,13 @@ __all__ = [
     "FTPSFactory",
     "FTPSProtocol",
     "PassivePortRange",
+    "ProxyProtocolFactory",
     "ServerSettings",
     "Session",
     "SessionPolicy",
     "TLSRequirement",
     "Transfer",
+    "TrustedProxies",
     "commandTable",
 ]
 

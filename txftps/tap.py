@@ -28,7 +28,13 @@ from txftps._datachannel import PassivePortRange
 from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
 from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
-from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
+from txftps.server import (
+    ConnectionLimits,
+    FTPSFactory,
+    ProxyProtocolFactory,
+    ServerSettings,
+    TrustedProxies,
+)
 from txftps.tls import CertificateError, ServerTLS
 
 __all__ = ["Options", "makeService"]
@@ -79,6 +85,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "cert-login",
             None,
             "A verified client certificate naming the USER logs in with 232, no PASS",
+        ],
+        [
+            "proxy-protocol",
+            None,
+            "Connections from --trusted-proxy addresses start with a PROXY v1/v2 header"
+            " naming the client",
         ],
     ]
 
@@ -159,6 +171,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["listen"] = []
         self["implicit"] = []
         self["read-only-user"] = []
+        self["trusted-proxy"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -172,6 +185,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         An authenticated user who may read but not change anything, repeatable
         """
         self["read-only-user"].append(name)
+
+    def opt_trusted_proxy(self, network: str) -> None:
+        """
+        Address or network (CIDR) of a load balancer that sends PROXY
+        headers, repeatable; needs --proxy-protocol
+        """
+        self["trusted-proxy"].append(network)
 
     def opt_implicit(self, description: str) -> None:
         """
@@ -226,6 +246,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 raise usage.UsageError(
                     f"--masquerade needs an IPv4 address, not {self['masquerade']!r}"
                 )
+        if self["proxy-protocol"] and not self["trusted-proxy"]:
+            raise usage.UsageError("--proxy-protocol needs --trusted-proxy")
+        if self["trusted-proxy"] and not self["proxy-protocol"]:
+            raise usage.UsageError("--trusted-proxy needs --proxy-protocol")
+        self["trusted-proxies"] = None
+        if self["proxy-protocol"]:
+            try:
+                self["trusted-proxies"] = TrustedProxies.fromStrings(self["trusted-proxy"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
         if self["key"] is not None and self["cert"] is None:
             raise usage.UsageError("--key needs --cert")
         if self["client-cert"] not in ("none", "optional", "required"):
@@ -297,7 +327,10 @@ class _ListeningService(StreamServerEndpointService):
     """
 
     def __init__(self, description: str, endpoint: Any, factory: FTPSFactory) -> None:
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
+        served: Any = factory
+        if factory.settings.trustedProxies is not None:
+            served = ProxyProtocolFactory(factory)
+        super().__init__(endpoint, served)  # type: ignore[no-untyped-call]
         self._description = description
         self._kind = "implicit" if factory.implicit else "explicit"
         self._raiseSynchronously = True
@@ -350,6 +383,7 @@ def makeService(options: Options) -> service.MultiService:
         maxLoginAttempts=options["max-login-attempts"],
         allowCCC=bool(options["allow-ccc"]),
         certificateLogin=bool(options["cert-login"]),
+        trustedProxies=options["trusted-proxies"],
     )
     tls: ServerTLS = options["tls"]
     explicit = FTPSFactory(

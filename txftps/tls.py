@@ -99,9 +99,15 @@ def _describeOffered(offered: list[bytes]) -> str:
 def _peerOf(connection: SSL.Connection) -> str:
     """
     The peer's address for a log line: Twisted's TLS protocol is the
-    application data of a control connection; a data connection has none.
+    application data of a control connection, and the protocol it wraps
+    knows the client's address (the one a PROXY header named, behind a
+    balancer); a data connection has none.
     """
-    getPeer = getattr(getattr(connection.get_app_data(), "transport", None), "getPeer", None)
+    tls = connection.get_app_data()
+    client = getattr(getattr(tls, "wrappedProtocol", None), "peerHost", None)
+    if client:
+        return str(client)
+    getPeer = getattr(getattr(tls, "transport", None), "getPeer", None)
     host = getattr(getPeer(), "host", None) if getPeer is not None else None
     return str(host) if host is not None else "a client"
 
