@@ -208,7 +208,12 @@ class TwistdServer:
         users: dict[str, str] | None = None,
         anonymous: bool = True,
         implicit: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
+        """
+        @param host: the loopback address both endpoints listen on.
+        """
+        self.host = host
         self.directory = tempfile.mkdtemp(prefix="txftps-test-")
         self.root = os.path.join(self.directory, "root")
         self.home = os.path.join(self.directory, "home")
@@ -218,7 +223,7 @@ class TwistdServer:
         self.logFile = os.path.join(self.directory, "twistd.log")
         args = twistdCommand(
             self.directory,
-            "tcp:0:interface=127.0.0.1" if implicit else "none",
+            f"tcp:0:interface={host}" if implicit else "none",
             "--root",
             self.root,
             "--home",
@@ -228,6 +233,8 @@ class TwistdServer:
             "--key",
             self.ca.keyFile,
         )
+        if host != "127.0.0.1":
+            args[args.index("tcp:0:interface=127.0.0.1")] = f"tcp:0:interface={host}"
         for name, password in (users or {}).items():
             args += ["--auth", f"memory:{name}:{password}"]
         if users and anonymous:
@@ -582,6 +589,8 @@ class ControlConnection:
         header, say), start TLS when C{implicit}, and read the greeting.
         """
         self.server = server
+        if host == LOOPBACK:
+            host = server.host
         self.host = host
         self.context = context if context is not None else server.ca.clientContext()
         if port is None:

@@ -411,6 +411,15 @@ class MakeServiceTests(OptionsTestCase):
             sorted(c.factory.wrappedFactory.implicit for c in children), [False, True]
         )
 
+    def test_allowFXP(self) -> None:
+        """
+        C{--allow-fxp} turns server-to-server transfers on in the settings
+        every factory shares; they are off by default.
+        """
+        self.assertFalse(self.children(makeService(self.parse()))[0].factory.settings.allowFXP)
+        children = self.children(makeService(self.parse("--allow-fxp")))
+        self.assertTrue(all(c.factory.settings.allowFXP for c in children))
+
     def test_defaultChildren(self) -> None:
         """
         With the defaults there are two children: explicit and implicit.

@@ -137,6 +137,8 @@ COMMANDS: Mapping[str, CommandFacts] = commandTable(
     CommandFacts("HOST", preLogin=True, features=("HOST",)),
     CommandFacts("CWD", features=("TVFS",)),
     CommandFacts("CCC", features=("CCC",)),
+    CommandFacts("SSCN", features=("SSCN",)),
+    _dataSetup("CPSV", "CPSV"),
     CommandFacts("USER", preLogin=True),
     CommandFacts("PASS", preLogin=True),
     CommandFacts("FEAT", preLogin=True, duringTransfer=DuringTransfer.ANSWER, keepsRestart=True),

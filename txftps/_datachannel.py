@@ -153,6 +153,17 @@ class DataChannel:
         #: A TLS upload completes only with the client's close_notify.
         self.requireUploadCloseNotify = requireUploadCloseNotify
         self._trustedProxies = trustedProxies
+        #: Data connections may come from, or go to, addresses other than
+        #: the control peer (ports >= 1024): server-to-server transfers
+        #: (C{--allow-fxp}, logged-in users only).
+        self.allowForeignPeers = False
+        #: The TLS client context of server-to-server transfers (C{SSCN ON},
+        #: C{CPSV}), or C{None} when they are not allowed.
+        self.serverToServerContext: SSL.Context | None = None
+        #: The TLS role of the next data connection: server (C{False}),
+        #: client (C{True}), or decided by the transfer command (C{None}).
+        self._tlsClient: bool | None = False
+        self._bindHost: str | None = None
         self._listener: interfaces.IListeningPort | None = None
         self._timer: interfaces.IDelayedCall | None = None
         self.connection: DataConnection | None = None
@@ -193,16 +204,22 @@ class DataChannel:
         """
         return self._peerHost
 
-    def listenPassive(self, interface: str, context: SSL.Context | None) -> int:
+    def listenPassive(
+        self, interface: str, context: SSL.Context | None, tlsClient: bool | None = False
+    ) -> int:
         """
         Open a listener for the next transfer, closing any earlier one.
 
         @param interface: the local address to listen on.
         @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: the TLS role on the connection: server (C{False},
+            RFC 4217), client (C{True}, C{CPSV}), or chosen by the transfer
+            command (C{None}, C{SSCN ON}).
         @return: the port number.
         @raise FTPReplyError: 425 when no port can be had.
         """
         self.reset()
+        self._tlsClient = tlsClient
         factory = _DataFactory(self, context, passive=True)
         ports = self._portRange.candidates() if self._portRange else [0]
         for port in ports:
@@ -226,19 +243,32 @@ class DataChannel:
 
     # PORT / EPRT
 
-    def connectActive(self, host: str, port: int, context: SSL.Context | None) -> None:
+    def connectActive(
+        self,
+        host: str,
+        port: int,
+        context: SSL.Context | None,
+        tlsClient: bool | None = False,
+        bindHost: str | None = None,
+    ) -> None:
         """
         Make the next transfer connect to C{host}:C{port} (C{PORT}/C{EPRT}).
         The connection is opened when a transfer waits for it.
 
-        @param host: must be the control peer's address (checked here).
+        @param host: must be the control peer's address (checked here),
+            unless L{allowForeignPeers}.
         @param port: 1024 or above (checked here).
         @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: the TLS role, as for L{listenPassive}.
+        @param bindHost: the local address to connect from (the control
+            connection's), when it is of the same family as C{host}.
         @raise FTPReplyError: 501 for a foreign host or a privileged port; no
             connection is attempted and no earlier target survives.
         """
         self.reset()
-        if not sameHost(host, self._peerHost):
+        self._tlsClient = tlsClient
+        self._bindHost = bindHost
+        if not sameHost(host, self._peerHost) and not self.allowForeignPeers:
             _log.warn(
                 "refused active data connection to {host}; control peer is {peer}",
                 host=host,
@@ -254,16 +284,25 @@ class DataChannel:
         assert self._activeTarget is not None
         host, port, context = self._activeTarget
         self._activeTarget = None
+        bind = self._bindHost
+        if bind is not None and (":" in bind) != (":" in host):
+            bind = None
         self._connector = self._reactor.connectTCP(
-            host, port, _DataFactory(self, context), timeout=self._timeout
+            host,
+            port,
+            _DataFactory(self, context),
+            timeout=self._timeout,
+            bindAddress=(bind, 0) if bind else None,
         )
 
     def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
         if self.connection is not None or self._failure is not None:
             return None
         host = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else ""
+        port = addr.port if isinstance(addr, (IPv4Address, IPv6Address)) else 0
         self._stopListening()
-        if not sameHost(host, self._peerHost):
+        foreign = not sameHost(host, self._peerHost)
+        if foreign and not (self.allowForeignPeers and port >= 1024):
             _log.warn(
                 "refused data connection from {host}; control peer is {peer}",
                 host=host,
@@ -271,7 +310,16 @@ class DataChannel:
             )
             self.refuse(DataChannelRefused(425, "Data connection from a foreign address refused."))
             return None
-        self.connection = self.connectionFactory(self, context)
+        if foreign:
+            _log.info(
+                "server-to-server data connection with {host}:{port} for {peer}",
+                host=host,
+                port=port,
+                peer=self._peerHost,
+            )
+        self.connection = self.connectionFactory(
+            self, context, tlsClient=self._tlsClient, fxp=foreign
+        )
         return self.connection
 
     def _fromTrustedProxy(self, addr: Any) -> bool:
@@ -318,6 +366,12 @@ class DataChannel:
     def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
         if connection is not self.connection:
             return False
+        if connection.fxp or tls.client:
+            # The other FTP server cannot hold this client's TLS session or
+            # certificate: for a server-to-server transfer the checks are
+            # the peer's port (>= 1024), PROT P and --allow-fxp itself.
+            self.connectionReady(connection)
+            return self._ready
         if self._requireResumption and not tls.resumed:
             _log.info("data connection did not resume the control TLS session")
             self.refuse(
@@ -386,11 +440,15 @@ class DataChannel:
         """
         return self._configured
 
-    def whenReady(self, protected: bool) -> defer.Deferred[DataConnection]:
+    def whenReady(
+        self, protected: bool, tlsClient: bool = False
+    ) -> defer.Deferred[DataConnection]:
         """
         Wait for the data connection to be ready for a transfer.
 
         @param protected: the transfer requires TLS (C{PROT P}).
+        @param tlsClient: when the TLS role was left to the transfer command
+            (C{SSCN ON}), run TLS as the client for this transfer.
         @return: fires with the connection once it passed the gate; fails with
             L{DataChannelRefused} (425 or 522).
         """
@@ -404,6 +462,10 @@ class DataChannel:
             )
             self.refuse(failure)
             return defer.fail(failure)
+        if self._tlsClient is None:
+            self._tlsClient = tlsClient
+        if self.connection is not None and self.connection.tlsPending:
+            self.connection.startTLS(tlsClient)
         if self._ready and self.connection is not None:
             self._cancelTimer()
             return defer.succeed(self.connection)

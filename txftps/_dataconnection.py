@@ -50,6 +50,9 @@ class DataConnectionOwner(TypingProtocol):
 
     requireUploadCloseNotify: bool
 
+    #: The TLS client context of server-to-server transfers, if allowed.
+    serverToServerContext: SSL.Context | None
+
     @property
     def clientHost(self) -> str:
         """
@@ -106,11 +109,29 @@ class DataConnection(Protocol):
     tlsFactory: Callable[..., DataTLS] = DataTLS
     transport: Any
 
-    def __init__(self, channel: DataConnectionOwner, context: SSL.Context | None) -> None:
+    def __init__(
+        self,
+        channel: DataConnectionOwner,
+        context: SSL.Context | None,
+        tlsClient: bool | None = False,
+        fxp: bool = False,
+    ) -> None:
+        """
+        @param channel: the data channel that owns the connection.
+        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: run TLS as the client (C{True}), the server
+            (C{False}), or wait for L{startTLS} to say which (C{None}:
+            C{SSCN ON} decides per transfer command).
+        @param fxp: the peer is another FTP server (a server-to-server
+            transfer): it cannot resume this client's TLS session.
+        """
         self._channel = channel
         self._context = context
+        self._tlsClient = tlsClient
+        self.fxp = fxp
         self.protected = context is not None
         self.tls: DataTLS | None = None
+        self._beforeTLS: list[bytes] = []
         self._buffer: list[bytes] = []
         self._sink: interfaces.IConsumer | None = None
         self._uploadDone: defer.Deferred[None] | None = None
@@ -156,15 +177,50 @@ class DataConnection(Protocol):
         if setNoDelay is not None:
             # The last record of a transfer must not wait for an ACK.
             setNoDelay(True)
-        if self._context is not None:
-            self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
-        else:
+        if self._context is None:
             self._channel.connectionReady(self)
+        elif self._tlsClient is not None:
+            self.startTLS(self._tlsClient)
+
+    @property
+    def tlsPending(self) -> bool:
+        """
+        A protected connection whose TLS role is not decided yet (see
+        L{startTLS}).
+        """
+        return self._context is not None and self.tls is None
+
+    def startTLS(self, client: bool) -> None:
+        """
+        Start TLS in the given role; bytes the peer sent before are fed to it.
+
+        @param client: run TLS as the client.
+        """
+        if not self.tlsPending or self.transport is None:
+            self._tlsClient = client
+            return
+        context = self._channel.serverToServerContext if client else self._context
+        if context is None:
+            self._channel.refuse(
+                DataChannelRefused(522, "Server-to-server transfers are not allowed here.")
+            )
+            self.abort()
+            return
+        tls = self.tlsFactory(context, self.transport.write, self._gate, client=client)
+        self.tls = tls
+        tls.start()
+        early, self._beforeTLS = b"".join(self._beforeTLS), []
+        if early:
+            self.dataReceived(early)
 
     def _gate(self, tls: DataTLS) -> bool:
         return self._channel.handshakeCompleted(self, tls)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.tlsPending:
+            # The TLS role is decided by the transfer command (SSCN ON).
+            self._beforeTLS.append(data)
+            return
         if self.tls is not None:
             try:
                 data = self.tls.dataReceived(data)

@@ -51,16 +51,25 @@ class DataTLS:
         context: SSL.Context,
         write: Callable[[bytes], None],
         onHandshake: Callable[[DataTLS], bool],
+        client: bool = False,
     ) -> None:
         """
-        @param context: the control connection's TLS context.
+        @param context: the control connection's TLS context (or, as TLS
+            client, the context for server-to-server transfers).
         @param write: sends raw bytes to the peer.
         @param onHandshake: called once when the handshake completes, before
             any application data is read; returning C{False} stops all further
             processing (the owner is refusing the connection).
+        @param client: run the handshake as the TLS client (C{SSCN ON} and
+            C{CPSV}: the peer is another FTP server); call L{start} to send
+            the ClientHello.
         """
+        self.client = client
         self.connection = SSL.Connection(context, None)
-        self.connection.set_accept_state()
+        if client:
+            self.connection.set_connect_state()
+        else:
+            self.connection.set_accept_state()
         self._write = write
         self._onHandshake = onHandshake
         self._holding = False
@@ -71,6 +80,19 @@ class DataTLS:
         self.closeNotifyReceived = False
         self._header = b""
         self._bodyLeft = 0
+
+    def start(self) -> None:
+        """
+        As TLS client, send the ClientHello; as TLS server, nothing (the
+        handshake starts with the peer's ClientHello).
+        """
+        if not self.client:
+            return
+        try:
+            self.connection.do_handshake()
+        except SSL.WantReadError:
+            pass
+        self._flush()
 
     @property
     def resumed(self) -> bool:
@@ -169,7 +191,7 @@ class DataTLS:
                 self._flush()
                 raise
             self.handshakeDone = True
-            if self.version == "TLSv1.3":
+            if self.version == "TLSv1.3" and not self.client:
                 # What OpenSSL wrote after the client's Finished is only
                 # NewSessionTicket records: keep them until we first send.
                 self._holding = True

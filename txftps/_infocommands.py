@@ -39,11 +39,13 @@ class InformationCommands(ProtocolInterpreter):
     def offers(self, command: str) -> bool:
         """
         Is C{command} offered on this connection now? C{CCC} only when the
-        operator allows it and the connection is explicit; everything else
-        always. Override it to offer a command under conditions of yours.
+        operator allows it and the connection is explicit, C{SSCN} and
+        C{CPSV} only with C{--allow-fxp}; everything else always. Override it to offer a command under conditions of yours.
         """
         if command == "CCC":
             return self.settings.allowCCC and not self.session.implicit
+        if command in ("SSCN", "CPSV"):
+            return self.settings.allowFXP
         return True
 
     def ftp_OPTS(self, argument: str) -> None:

@@ -76,6 +76,8 @@ class Session:
     @ivar mlstFacts: the MLST facts selected with C{OPTS MLST}.
     @ivar epsvAll: C{EPSV ALL} was sent: C{PASV}, C{PORT} and C{EPRT} are
         refused.
+    @ivar serverToServer: C{SSCN ON}: this server is the TLS client on the
+        data connections of C{RETR}, C{STOR}, C{APPE} and C{STOU}.
     @ivar transfer: the running L{Transfer}, or C{None}.
     """
 
@@ -93,6 +95,7 @@ class Session:
     renameFrom: list[str] | None = None
     mlstFacts: tuple[str, ...] = MLST_FACTS
     epsvAll: bool = False
+    serverToServer: bool = False
     transfer: Transfer | None = None
 
     @property
@@ -114,4 +117,5 @@ class Session:
         self.renameFrom = None
         self.restOffset = 0
         self.epsvAll = False
+        self.serverToServer = False
         self.mlstFacts = MLST_FACTS

@@ -36,6 +36,7 @@ class ServerSettings:
     failedLoginDelay: float = 1.0
     maxPasswordLength: int = 1024
     allowCCC: bool = False
+    allowFXP: bool = False
     certificateLogin: bool = False
     trustedProxies: TrustedProxies | None = None
 

@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
@@ -48,20 +49,68 @@ class TransferCommands(ProtocolInterpreter):
             host = host[7:]
         return host
 
-    def _listen(self) -> int:
+    #: Transfer commands whose data connection runs TLS as the client after
+    #: C{SSCN ON} (listings keep the server role, as in ProFTPD).
+    serverToServerCommands: tuple[str, ...] = ("RETR", "STOR", "APPE", "STOU")
+
+    def _prepareChannel(self) -> SSL.Context | None:
+        """
+        Set the data channel up for the next connection: its TLS context
+        (C{None} for clear) and, with C{--allow-fxp}, server-to-server
+        transfers.
+        """
         assert self.dataChannel is not None
-        context = self._tlsOptions.getContext() if self.session.dataProtected else None
-        return self.dataChannel.listenPassive(self._passiveInterface(), context)
+        channel = self.dataChannel
+        fxp = self.settings.allowFXP
+        channel.allowForeignPeers = fxp
+        channel.serverToServerContext = self.factory.tls.serverToServerContext if fxp else None
+        return self._tlsOptions.getContext() if self.session.dataProtected else None
+
+    def _tlsRole(self) -> bool | None:
+        return None if self.session.serverToServer else False
+
+    def _listen(self, tlsClient: bool | None = False) -> int:
+        assert self.dataChannel is not None
+        context = self._prepareChannel()
+        return self.dataChannel.listenPassive(self._passiveInterface(), context, tlsClient)
+
+    def _announcePassive(self, port: int) -> None:
+        interface = self._passiveInterface()
+        announced = self.settings.masquerade or interface
+        numbers = announced.split(".") + [str(port >> 8), str(port & 0xFF)]
+        self.reply(227, f"Entering Passive Mode ({','.join(numbers)}).")
+
+    def ftp_SSCN(self, argument: str) -> None:
+        if not self.settings.allowFXP:
+            raise FTPReplyError(502, "SSCN is off on this server (--allow-fxp).")
+        mode = argument.strip().upper()
+        if mode == "ON":
+            if not self.session.controlProtected:
+                raise FTPReplyError(503, "SSCN ON needs a protected control channel.")
+            self.session.serverToServer = True
+        elif mode == "OFF":
+            self.session.serverToServer = False
+        elif mode:
+            raise FTPReplyError(501, "SSCN takes ON or OFF.")
+        method = "CLIENT" if self.session.serverToServer else "SERVER"
+        self.reply(200, f"SSCN:{method} METHOD")
+
+    def ftp_CPSV(self, argument: str) -> None:
+        if not self.settings.allowFXP:
+            raise FTPReplyError(502, "CPSV is off on this server (--allow-fxp).")
+        self._refuseAfterEPSVAll("CPSV")
+        if not self.session.dataProtected:
+            raise FTPReplyError(503, "CPSV needs PROT P; use PASV for clear data.")
+        if ":" in self._passiveInterface():
+            raise FTPReplyError(522, "CPSV is for IPv4 connections.")
+        self._announcePassive(self._listen(tlsClient=True))
 
     def ftp_PASV(self, argument: str) -> None:
         self._refuseAfterEPSVAll("PASV")
         interface = self._passiveInterface()
         if ":" in interface:
             raise FTPReplyError(522, "Use EPSV on IPv6 connections (2).")
-        port = self._listen()
-        announced = self.settings.masquerade or interface
-        numbers = announced.split(".") + [str(port >> 8), str(port & 0xFF)]
-        self.reply(227, f"Entering Passive Mode ({','.join(numbers)}).")
+        self._announcePassive(self._listen(self._tlsRole()))
 
     def ftp_EPSV(self, argument: str) -> None:
         argument = argument.strip().upper()
@@ -73,13 +122,15 @@ class TransferCommands(ProtocolInterpreter):
         if argument and argument != family:
             self._malformedTarget("")
             raise FTPReplyError(522, f"Network protocol not supported, use ({family}).")
-        port = self._listen()
+        port = self._listen(self._tlsRole())
         self.reply(229, f"Entering Extended Passive Mode (|||{port}|)")
 
     def _active(self, host: str, port: int) -> None:
         assert self.dataChannel is not None
-        context = self._tlsOptions.getContext() if self.session.dataProtected else None
-        self.dataChannel.connectActive(host, port, context)
+        context = self._prepareChannel()
+        self.dataChannel.connectActive(
+            host, port, context, self._tlsRole(), bindHost=self._passiveInterface()
+        )
 
     def _refuseAfterEPSVAll(self, command: str) -> None:
         if self.session.epsvAll:
@@ -173,7 +224,11 @@ class TransferCommands(ProtocolInterpreter):
 
         async def run() -> None:
             try:
-                connection = await channel.whenReady(self.session.dataProtected)
+                connection = await channel.whenReady(
+                    self.session.dataProtected,
+                    tlsClient=self.session.serverToServer
+                    and command in self.serverToServerCommands,
+                )
                 transfer.connection = connection
                 await action(connection)
                 if transfer.aborting:

@@ -82,6 +82,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     optFlags = [
         ["allow-ccc", None, "Permit CCC (clear command channel) after login"],
         [
+            "allow-fxp",
+            None,
+            "Server-to-server transfers: SSCN, CPSV, data peers other than the client",
+        ],
+        [
             "cert-login",
             None,
             "A verified client certificate naming the USER logs in with 232, no PASS",
@@ -382,6 +387,7 @@ def makeService(options: Options) -> service.MultiService:
         dataTimeout=options["data-timeout"],
         maxLoginAttempts=options["max-login-attempts"],
         allowCCC=bool(options["allow-ccc"]),
+        allowFXP=bool(options["allow-fxp"]),
         certificateLogin=bool(options["cert-login"]),
         trustedProxies=options["trusted-proxies"],
     )

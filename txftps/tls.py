@@ -302,6 +302,28 @@ class ServerTLS:
         """
         return fingerprint(self.chain[0])
 
+    @cached_property
+    def serverToServerContext(self) -> SSL.Context:
+        """
+        The TLS client context of server-to-server transfers (C{SSCN ON},
+        C{CPSV}, with C{--allow-fxp}): TLS 1.2 or newer, this server's
+        certificate for peers that ask for one. The peer is another FTP
+        server whose certificate nothing here can vouch for, so it is not
+        verified: the transfer is encrypted, not authenticated (see
+        docs/security.md).
+        """
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_verify(SSL.VERIFY_NONE, lambda *args: True)
+        leaf, *extra = self._openSSLChain
+        context.use_certificate(leaf)
+        for certificate in extra:
+            context.add_extra_chain_cert(certificate)
+        context.use_privatekey(self.key)
+        context.set_options(SSL.OP_NO_RENEGOTIATION)
+        context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
+        return context
+
     def optionsForConnection(self) -> CertificateOptions:
         """
         Make the TLS options of one control connection: TLS 1.2 or newer, no
