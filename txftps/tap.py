@@ -35,7 +35,13 @@ from txftps.server import (
     ServerSettings,
     TrustedProxies,
 )
-from txftps.tls import CertificateError, ServerTLS
+from txftps.tls import (
+    TLS_PROFILES,
+    CertificateError,
+    CertificateFiles,
+    ServerTLS,
+    describeOpenSSL,
+)
 
 __all__ = ["Options", "makeService"]
 
@@ -112,6 +118,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ],
         ["client-ca", None, None, "PEM CA certificates that client certificates must chain to"],
         ["client-cert", None, "none", "Client certificates: none, optional or required"],
+        [
+            "tls-profile",
+            None,
+            "compatible",
+            "modern (TLS 1.3 only), compatible (TLS 1.2 and 1.3, forward-secret AEAD"
+            " ciphers) or fips (FIPS 140-approved algorithms only)",
+        ],
         [
             "cert-map",
             None,
@@ -256,6 +269,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 self["trusted-proxies"] = TrustedProxies.fromStrings(self["trusted-proxy"])
             except ValueError as e:
                 raise usage.UsageError(str(e))
+        if self["tls-profile"] not in TLS_PROFILES:
+            raise usage.UsageError(
+                f"--tls-profile must be one of {', '.join(TLS_PROFILES)},"
+                f" not {self['tls-profile']!r}"
+            )
         if self["key"] is not None and self["cert"] is None:
             raise usage.UsageError("--key needs --cert")
         if self["client-cert"] not in ("none", "optional", "required"):
@@ -267,11 +285,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["cert-map"] is not None and not self["cert-login"]:
             raise usage.UsageError("--cert-map needs --cert-login")
         try:
-            self["tls"] = self._loadTLS()
-            if self["client-cert"] != "none":
-                self["tls"] = self["tls"].withClientCertificates(
-                    FilePath(self["client-ca"]), self["client-cert"]
-                )
+            self["certificate-files"] = self._certificateFiles()
+            self["tls"] = self["certificate-files"].load()
         except CertificateError as e:
             raise usage.UsageError(str(e))
         if self["log-format"] not in LOG_FORMATS:
@@ -306,18 +321,30 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except (CertificateMapError, UnicodeDecodeError) as e:
                 raise usage.UsageError(str(e))
 
-    def _loadTLS(self) -> ServerTLS:
+    def _certificateFiles(self) -> CertificateFiles:
+        """
+        Where the TLS material lives: C{--cert}, C{--key} and C{--client-ca},
+        or the certificate generated under the data directory (generated
+        now if missing).
+        """
+        profile = TLS_PROFILES[self["tls-profile"]]
+        clientCA = FilePath(self["client-ca"]) if self["client-ca"] is not None else None
+        extra: dict[str, Any] = {
+            "clientCA": clientCA,
+            "clientCertificates": self["client-cert"],
+        }
         if self["cert"] is not None:
             cert = FilePath(self["cert"])
-            return ServerTLS.fromFiles(cert, FilePath(self["key"]) if self["key"] else cert)
+            key = FilePath(self["key"]) if self["key"] else cert
+            return CertificateFiles(cert, key, profile, **extra)
         directory = FilePath(self["data-dir"] or defaultDataDirectory())
         try:
-            tls, generated = ServerTLS.fromDataDirectory(directory)
+            files, generated = CertificateFiles.inDataDirectory(directory, profile, **extra)
         except OSError as e:
             raise CertificateError(f"cannot use data directory {directory.path}: {e}")
         if generated:
             _log.info("generated a self-signed certificate in {path}", path=directory.path)
-        return tls
+        return files
 
 
 class _ListeningService(StreamServerEndpointService):
@@ -406,6 +433,12 @@ def makeService(options: Options) -> service.MultiService:
         implicit=", ".join(options["implicit"]) or "none",
     )
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    _log.info(
+        "txftps: TLS profile {profile} ({summary}); {openssl}",
+        profile=tls.profile.name,
+        summary=tls.profile.summary,
+        openssl=describeOpenSSL(),
+    )
     for moved in options["server-files-moved"]:
         _log.info("txftps: {moved}, outside the served tree", moved=moved)
     return top
