@@ -24,6 +24,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from txftps._certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
+from txftps._certreload import CertificateReloader
 from txftps._datachannel import PassivePortRange
 from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
 from txftps._policy import SessionPolicy, TLSRequirement
@@ -43,7 +44,7 @@ from txftps.tls import (
     describeOpenSSL,
 )
 
-__all__ = ["Options", "makeService"]
+__all__ = ["FTPSService", "Options", "makeService"]
 
 _log = Logger()
 
@@ -382,6 +383,28 @@ class _ListeningService(StreamServerEndpointService):
         return port
 
 
+class FTPSService(service.MultiService):
+    """
+    The C{twistd ftps} service: one listening child per endpoint, and
+    SIGHUP reloading the TLS material while it runs.
+
+    @ivar reloader: reloads the certificate, key and client CAs of every
+        factory.
+    """
+
+    def __init__(self, reloader: CertificateReloader) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.reloader = reloader
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.reloader.installSignalHandler()
+
+    def stopService(self) -> Any:
+        self.reloader.removeSignalHandler()
+        return super().stopService()  # type: ignore[no-untyped-call]
+
+
 def makeService(options: Options) -> service.MultiService:
     """
     Build the FTPS service from parsed options.
@@ -422,7 +445,9 @@ def makeService(options: Options) -> service.MultiService:
         bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
     )
     implicit = explicit.withImplicitTLS()
-    top = service.MultiService()
+    top = FTPSService(
+        CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
+    )
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
             endpoint = endpoints.serverFromString(reactor, description)
