@@ -147,6 +147,18 @@ class ProfileTableTests(SynchronousTestCase):
         tls, _ = memoryServerTLS()
         self.assertIs(tls.profile, COMPATIBLE)
 
+    def test_optionDefault(self) -> None:
+        """
+        C{twistd ftps} without C{--tls-profile} uses C{compatible}; the
+        option picks the others.
+        """
+        from txftps.tap import Options
+
+        for args, expected in (((), COMPATIBLE), (("--tls-profile", "modern"), MODERN)):
+            options = Options()
+            options.parseOptions(["--data-dir", os.path.abspath(self.mktemp()), *args])
+            self.assertIs(options["tls"].profile, expected)
+
     def test_describeOpenSSL(self) -> None:
         """
         The start line names the OpenSSL version pyOpenSSL runs and whether
@@ -359,9 +371,11 @@ class ProfileServerTestCase(support.ServerLogTestCase):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         ca = RSAThrowawayCA(directory) if rsaCertificate else support.ThrowawayCA(directory)
-        self.server = support.TwistdServer(*args, ca=ca).start()
+        self.server = support.TwistdServer(*args, ca=ca, users={"alice": "secret"}).start()
         self.addCleanup(self.server.stop)
         support.writeFile(os.path.join(self.server.root, "file.bin"), PAYLOAD)
+        # lftp does not run TLS for anonymous logins: it logs in as alice.
+        support.writeFile(os.path.join(self.server.userHome("alice"), "file.bin"), PAYLOAD)
         return self.server
 
     def serverLog(self, tail: int = 4000) -> str:
@@ -456,11 +470,18 @@ class ModernTests(ProfileServerTestCase):
 
     def test_dataTransfer(self) -> None:
         """
-        A download works; its data connection runs TLS 1.3.
+        A download works; its data connection runs TLS 1.3. curl and lftp
+        download too.
         """
         self.startServer("--tls-profile", "modern")
         version, _ = self.transfer(self.server.ca.clientContext())
         self.assertEqual(version, "TLSv1.3")
+        result = support.curl(self.server, "-o", "-", path="/file.bin")
+        self.assertSucceeded(result, "curl")
+        self.assertSameBytes(result.stdout, PAYLOAD, "curl")
+        result = support.lftp(self.server, "cat file.bin", user="alice,secret")
+        self.assertSucceeded(result, "lftp")
+        self.assertSameBytes(result.stdout, PAYLOAD, "lftp")
 
 
 class CompatibleTests(ProfileServerTestCase):
@@ -572,6 +593,22 @@ class FIPSTests(ProfileServerTestCase):
         _, cipher = self.transfer(self.server.ca.clientContext())
         assert cipher is not None
         self.assertIn(cipher[0], ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"))
+
+    def test_curlAndLftp(self) -> None:
+        """
+        curl (OpenSSL) and lftp (GnuTLS) download a file under C{fips}, over
+        explicit and implicit FTPS, with their default settings.
+        """
+        self.startServer("--tls-profile", "fips")
+        for implicit in (False, True):
+            result = support.curl(self.server, "-o", "-", path="/file.bin", implicit=implicit)
+            self.assertSucceeded(result, f"curl (implicit={implicit})")
+            self.assertSameBytes(result.stdout, PAYLOAD, "curl")
+            result = support.lftp(
+                self.server, "cat file.bin", implicit=implicit, user="alice,secret"
+            )
+            self.assertSucceeded(result, f"lftp (implicit={implicit})")
+            self.assertSameBytes(result.stdout, PAYLOAD, "lftp")
 
     def test_startLine(self) -> None:
         """
