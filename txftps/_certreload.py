@@ -31,8 +31,6 @@ from twisted.logger import Logger
 from txftps.server import FTPSFactory
 from txftps.tls import CertificateError, CertificateFiles, ServerTLS
 
-__all__ = ["CertificateReloader"]
-
 _log = Logger()
 
 

@@ -45,15 +45,6 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 
-__all__ = [
-    "COMPATIBLE",
-    "FIPS",
-    "MODERN",
-    "TLS_PROFILES",
-    "TLSProfile",
-    "describeOpenSSL",
-]
-
 #: The smallest RSA key any profile accepts.
 _MINIMUM_RSA_BITS = 2048
 #: The smallest elliptic curve (in bits) any profile accepts.
