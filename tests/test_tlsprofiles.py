@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from OpenSSL._util import lib
 from OpenSSL.crypto import X509
 from twisted.internet.ssl import CertificateOptions
 from twisted.python.filepath import FilePath
@@ -34,6 +33,7 @@ from tests.support import (
     memoryHandshake,
     memoryServerTLS,
 )
+from txftps._internals import setGroups
 from txftps.tls import (
     COMPATIBLE,
     FIPS,
@@ -110,25 +110,6 @@ def memoryTLS(key: Any, algorithm: hashes.HashAlgorithm | None = None) -> Server
 
     certificate = selfSigned(key, algorithm or hashes.SHA256())
     return ServerTLS((certificate,), PKey.from_cryptography_key(key))
-
-
-class BindingTests(SynchronousTestCase):
-    """
-    The private pyOpenSSL bindings the profiles use are still there.
-    """
-
-    def test_bindingsExist(self) -> None:
-        """
-        C{SSL_CTX_set1_curves_list} and C{SSL_CTX_set1_sigalgs_list} exist in
-        pyOpenSSL's binding and accept the C{fips} lists; if an upgrade
-        removes them, the C{fips} profile needs another way to restrict
-        groups and signature algorithms.
-        """
-        context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        self.assertEqual(lib.SSL_CTX_set1_curves_list(context._context, FIPS.groups), 1)
-        self.assertEqual(
-            lib.SSL_CTX_set1_sigalgs_list(context._context, FIPS.signatureAlgorithms), 1
-        )
 
 
 class ProfileTableTests(SynchronousTestCase):
@@ -263,7 +244,7 @@ class MemoryHandshakeTests(SynchronousTestCase):
 
             def groups(context: SSL.Context, names: bytes, version: int = version) -> None:
                 context.set_max_proto_version(version)
-                lib.SSL_CTX_set1_curves_list(context._context, names)
+                setGroups(context, names)
 
             self.handshake(tls, lambda c: groups(c, b"X25519"))
             self.assertRaises(SSL.Error, self.handshake, fips, lambda c: groups(c, b"X25519"))

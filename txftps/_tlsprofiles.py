@@ -19,10 +19,8 @@ Every profile refuses, at start and on reload, a certificate or key that its
 handshakes could not use or that is too weak (L{TLSProfile.problemWith}).
 
 Key-exchange groups and signature algorithms have no public setter in
-pyOpenSSL (C{set_tmp_ecdh} takes a single curve); L{_setList} wraps the
-private bindings of C{SSL_CTX_set1_groups_list} and
-C{SSL_CTX_set1_sigalgs_list}, and C{tests.test_tlsprofiles} fails loudly if a
-pyOpenSSL upgrade removes them.
+pyOpenSSL (C{set_tmp_ecdh} takes a single curve); they are set through
+L{txftps._internals}.
 
 Usage::
 
@@ -33,17 +31,17 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.backends.openssl.backend import backend as _backend
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import SSL
-from OpenSSL._util import lib as _lib
+
+from txftps._internals import fipsProviderActive, setGroups, setSignatureAlgorithms
 
 #: The smallest RSA key any profile accepts.
 _MINIMUM_RSA_BITS = 2048
@@ -58,18 +56,6 @@ _AES_GCM_TLS12 = (
 # Security level 2: 112-bit security for every key and signature in the
 # handshake, client certificates included (RSA >= 2048, no SHA-1).
 _SECURITY_LEVEL = b":@SECLEVEL=2"
-
-
-def _setList(
-    context: SSL.Context, setter: Callable[[Any, bytes], int], value: bytes, what: str
-) -> None:
-    """
-    Call a private C{SSL_CTX_set1_*_list} binding of pyOpenSSL on C{context}.
-
-    @raise ValueError: OpenSSL refused C{value}.
-    """
-    if setter(context._context, value) != 1:
-        raise ValueError(f"OpenSSL refused the {what} list {value.decode('ascii')}")
 
 
 @dataclass(frozen=True)
@@ -113,14 +99,9 @@ class TLSProfile:
         context.set_cipher_list(self.tls12Ciphers + _SECURITY_LEVEL)
         context.set_tls13_ciphersuites(self.tls13Ciphersuites)
         if self.groups is not None:
-            _setList(context, _lib.SSL_CTX_set1_curves_list, self.groups, "group")
+            setGroups(context, self.groups)
         if self.signatureAlgorithms is not None:
-            _setList(
-                context,
-                _lib.SSL_CTX_set1_sigalgs_list,
-                self.signatureAlgorithms,
-                "signature algorithm",
-            )
+            setSignatureAlgorithms(context, self.signatureAlgorithms)
 
     def problemWith(self, chain: tuple[x509.Certificate, ...], key: Any) -> str | None:
         """
@@ -256,8 +237,7 @@ def describeOpenSSL() -> str:
     @return: e.g. C{"OpenSSL 3.0.13 30 Jan 2024, FIPS provider not active"}.
     """
     version = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode("ascii", "replace")
-    # cryptography has no public accessor; pyOpenSSL shares its library.
-    enabled = getattr(_backend, "_fips_enabled", None)
+    enabled = fipsProviderActive()
     if enabled is None:
         state = "FIPS provider state unknown"
     else:
