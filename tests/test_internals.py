@@ -20,7 +20,14 @@ from tests.support import (
     memoryHandshake,
     memoryServerTLS,
 )
-from txftps._internals import forgetTLS, takeTLSLayer, unreadBytes
+from txftps._internals import (
+    fipsProviderActive,
+    forgetTLS,
+    setGroups,
+    setSignatureAlgorithms,
+    takeTLSLayer,
+    unreadBytes,
+)
 
 
 class SessionReusedTests(SynchronousTestCase):
@@ -46,6 +53,58 @@ class SessionReusedTests(SynchronousTestCase):
             )
         connection = SSL.Connection(memoryClientContext(), None)
         self.assertTrue(hasattr(connection, "_ssl"), "SSL.Connection._ssl is gone")
+
+
+class ProfileListTests(SynchronousTestCase):
+    """
+    L{setGroups} and L{setSignatureAlgorithms} wrap pyOpenSSL's private
+    C{SSL_CTX_set1_curves_list} and C{SSL_CTX_set1_sigalgs_list}, which the
+    C{fips} TLS profile needs.
+    """
+
+    def test_groupsRestricted(self) -> None:
+        """
+        After L{setGroups} with C{P-384} only, a handshake with a client
+        that offers X25519 and P-384 agrees on P-384, and one with a client
+        offering only X25519 fails. If this fails, a pyOpenSSL upgrade broke
+        L{txftps._internals.setGroups} and the C{fips} profile with it.
+        """
+        tls, _ = memoryServerTLS("localhost")
+
+        def handshake(clientGroups: bytes) -> SSL.Connection:
+            context = SSL.Context(SSL.TLS_SERVER_METHOD)
+            context.use_certificate(tls._openSSLChain[0])
+            context.use_privatekey(tls.key)
+            setGroups(context, b"P-384")
+            server = SSL.Connection(context, None)
+            server.set_accept_state()
+            clientContext = memoryClientContext(maxVersion=SSL.TLS1_3_VERSION)
+            setGroups(clientContext, clientGroups)
+            memoryHandshake(server, memoryClient(clientContext))
+            return server
+
+        server = handshake(b"X25519:P-384")
+        self.assertEqual(server.get_group_name(), "secp384r1")
+        self.assertRaises(SSL.Error, handshake, b"X25519")
+        self.assertRaises(ValueError, setGroups, SSL.Context(SSL.TLS_METHOD), b"no-such-group")
+
+    def test_signatureAlgorithmsAccepted(self) -> None:
+        """
+        L{setSignatureAlgorithms} accepts a list OpenSSL knows and refuses
+        one it does not.
+        """
+        setSignatureAlgorithms(SSL.Context(SSL.TLS_METHOD), b"ECDSA+SHA256:rsa_pss_rsae_sha256")
+        self.assertRaises(
+            ValueError, setSignatureAlgorithms, SSL.Context(SSL.TLS_METHOD), b"ECDSA+MD4"
+        )
+
+    def test_fipsProviderActive(self) -> None:
+        """
+        L{fipsProviderActive} can tell (C{True} or C{False}): if it returns
+        C{None}, C{cryptography}'s backend lost C{_fips_enabled} and the
+        start line says "FIPS provider state unknown".
+        """
+        self.assertIn(fipsProviderActive(), (True, False))
 
 
 class UnreadBytesTests(SynchronousTestCase):

@@ -4,8 +4,10 @@ Every use of a private part of pyOpenSSL or Twisted, each wrapped once.
 
 txftps needs a few things neither library offers publicly: whether a
 handshake resumed a session, the bytes left in a connection's memory BIO,
-enough of Twisted's TLS layer to end TLS on a live connection for C{CCC}, and
-Twisted's PROXY protocol header parsers.
+enough of Twisted's TLS layer to end TLS on a live connection for C{CCC},
+Twisted's PROXY protocol header parsers, the key-exchange groups and
+signature algorithms of a context (TLS profiles), and whether OpenSSL runs a
+FIPS provider.
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -38,6 +40,50 @@ def sessionReused(connection: SSL.Connection) -> bool:
     @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
     """
     return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def setGroups(context: SSL.Context, groups: bytes) -> None:
+    """
+    Restrict the key-exchange groups (ECDHE curves, TLS 1.3 key shares) of
+    a context. pyOpenSSL's public C{set_tmp_ecdh} takes a single curve; this
+    is the private binding of C{SSL_CTX_set1_groups_list} (spelt
+    C{SSL_CTX_set1_curves_list} there).
+
+    @param context: a context no connection uses yet.
+    @param groups: an OpenSSL group list, e.g. C{b"P-256:P-384"}.
+    @raise ValueError: OpenSSL refused the list.
+    """
+    if _lib.SSL_CTX_set1_curves_list(context._context, groups) != 1:
+        raise ValueError(f"OpenSSL refused the group list {groups!r}")
+
+
+def setSignatureAlgorithms(context: SSL.Context, algorithms: bytes) -> None:
+    """
+    Restrict the signature algorithms a context signs handshakes with and
+    asks of client certificates; the private binding of
+    C{SSL_CTX_set1_sigalgs_list}.
+
+    @param context: a context no connection uses yet.
+    @param algorithms: an OpenSSL signature algorithm list, e.g.
+        C{b"ECDSA+SHA256:rsa_pss_rsae_sha256"}.
+    @raise ValueError: OpenSSL refused the list.
+    """
+    if _lib.SSL_CTX_set1_sigalgs_list(context._context, algorithms) != 1:
+        raise ValueError(f"OpenSSL refused the signature algorithm list {algorithms!r}")
+
+
+def fipsProviderActive() -> bool | None:
+    """
+    Whether the OpenSSL that pyOpenSSL and C{cryptography} share runs a FIPS
+    provider: C{cryptography}'s backend knows (a private attribute), and
+    has no public accessor.
+
+    @return: C{True} or C{False}, or C{None} when it cannot be told.
+    """
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    enabled = getattr(backend, "_fips_enabled", None)
+    return bool(enabled) if enabled is not None else None
 
 
 def unreadBytes(connection: SSL.Connection) -> bytes:

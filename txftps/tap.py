@@ -24,6 +24,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from txftps._certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
+from txftps._certreload import CertificateReloader
 from txftps._datachannel import PassivePortRange
 from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
 from txftps._policy import SessionPolicy, TLSRequirement
@@ -35,9 +36,15 @@ from txftps.server import (
     ServerSettings,
     TrustedProxies,
 )
-from txftps.tls import CertificateError, ServerTLS
+from txftps.tls import (
+    TLS_PROFILES,
+    CertificateError,
+    CertificateFiles,
+    ServerTLS,
+    describeOpenSSL,
+)
 
-__all__ = ["Options", "makeService"]
+__all__ = ["FTPSService", "Options", "makeService"]
 
 _log = Logger()
 
@@ -117,6 +124,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ],
         ["client-ca", None, None, "PEM CA certificates that client certificates must chain to"],
         ["client-cert", None, "none", "Client certificates: none, optional or required"],
+        [
+            "tls-profile",
+            None,
+            "compatible",
+            "modern (TLS 1.3 only), compatible (TLS 1.2 and 1.3, forward-secret AEAD"
+            " ciphers) or fips (FIPS 140-approved algorithms only)",
+        ],
         [
             "cert-map",
             None,
@@ -261,6 +275,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 self["trusted-proxies"] = TrustedProxies.fromStrings(self["trusted-proxy"])
             except ValueError as e:
                 raise usage.UsageError(str(e))
+        if self["tls-profile"] not in TLS_PROFILES:
+            raise usage.UsageError(
+                f"--tls-profile must be one of {', '.join(TLS_PROFILES)},"
+                f" not {self['tls-profile']!r}"
+            )
         if self["key"] is not None and self["cert"] is None:
             raise usage.UsageError("--key needs --cert")
         if self["client-cert"] not in ("none", "optional", "required"):
@@ -272,11 +291,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["cert-map"] is not None and not self["cert-login"]:
             raise usage.UsageError("--cert-map needs --cert-login")
         try:
-            self["tls"] = self._loadTLS()
-            if self["client-cert"] != "none":
-                self["tls"] = self["tls"].withClientCertificates(
-                    FilePath(self["client-ca"]), self["client-cert"]
-                )
+            self["certificate-files"] = self._certificateFiles()
+            self["tls"] = self["certificate-files"].load()
         except CertificateError as e:
             raise usage.UsageError(str(e))
         if self["log-format"] not in LOG_FORMATS:
@@ -311,18 +327,30 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except (CertificateMapError, UnicodeDecodeError) as e:
                 raise usage.UsageError(str(e))
 
-    def _loadTLS(self) -> ServerTLS:
+    def _certificateFiles(self) -> CertificateFiles:
+        """
+        Where the TLS material lives: C{--cert}, C{--key} and C{--client-ca},
+        or the certificate generated under the data directory (generated
+        now if missing).
+        """
+        profile = TLS_PROFILES[self["tls-profile"]]
+        clientCA = FilePath(self["client-ca"]) if self["client-ca"] is not None else None
+        extra: dict[str, Any] = {
+            "clientCA": clientCA,
+            "clientCertificates": self["client-cert"],
+        }
         if self["cert"] is not None:
             cert = FilePath(self["cert"])
-            return ServerTLS.fromFiles(cert, FilePath(self["key"]) if self["key"] else cert)
+            key = FilePath(self["key"]) if self["key"] else cert
+            return CertificateFiles(cert, key, profile, **extra)
         directory = FilePath(self["data-dir"] or defaultDataDirectory())
         try:
-            tls, generated = ServerTLS.fromDataDirectory(directory)
+            files, generated = CertificateFiles.inDataDirectory(directory, profile, **extra)
         except OSError as e:
             raise CertificateError(f"cannot use data directory {directory.path}: {e}")
         if generated:
             _log.info("generated a self-signed certificate in {path}", path=directory.path)
-        return tls
+        return files
 
 
 class _ListeningService(StreamServerEndpointService):
@@ -358,6 +386,28 @@ class _ListeningService(StreamServerEndpointService):
             port=address.port,
         )
         return port
+
+
+class FTPSService(service.MultiService):
+    """
+    The C{twistd ftps} service: one listening child per endpoint, and
+    SIGHUP reloading the TLS material while it runs.
+
+    @ivar reloader: reloads the certificate, key and client CAs of every
+        factory.
+    """
+
+    def __init__(self, reloader: CertificateReloader) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.reloader = reloader
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.reloader.installSignalHandler()
+
+    def stopService(self) -> Any:
+        self.reloader.removeSignalHandler()
+        return super().stopService()  # type: ignore[no-untyped-call]
 
 
 def makeService(options: Options) -> service.MultiService:
@@ -401,7 +451,9 @@ def makeService(options: Options) -> service.MultiService:
         bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
     )
     implicit = explicit.withImplicitTLS()
-    top = service.MultiService()
+    top = FTPSService(
+        CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
+    )
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
             endpoint = endpoints.serverFromString(reactor, description)
@@ -412,6 +464,12 @@ def makeService(options: Options) -> service.MultiService:
         implicit=", ".join(options["implicit"]) or "none",
     )
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    _log.info(
+        "txftps: TLS profile {profile} ({summary}); {openssl}",
+        profile=tls.profile.name,
+        summary=tls.profile.summary,
+        openssl=describeOpenSSL(),
+    )
     for moved in options["server-files-moved"]:
         _log.info("txftps: {moved}, outside the served tree", moved=moved)
     return top

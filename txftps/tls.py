@@ -18,6 +18,13 @@ defence: a client that came to speak HTTP or SMTP is not let into an FTP
 session), and serves a client that offers no ALPN as if ALPN did not exist
 (L{selectALPN}).
 
+Every context follows the server's L{TLSProfile} (C{modern}, C{compatible},
+the default, or C{fips}; see L{txftps._tlsprofiles}), and material outside
+the profile is refused when it is loaded, with one line saying why.
+L{CertificateFiles} says where the material lives, so that a server can load
+it again (on SIGHUP) and swap the L{ServerTLS} of its factories: connections
+made before keep the options, and so the context, they started with.
+
 Usage::
 
     tls = ServerTLS.fromFiles(FilePath("chain.pem"), FilePath("key.pem"))
@@ -28,11 +35,13 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,12 +54,27 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from txftps._internals import sessionReused
+from txftps._tlsprofiles import (
+    COMPATIBLE,
+    FIPS,
+    MODERN,
+    TLS_PROFILES,
+    TLSProfile,
+    describeOpenSSL,
+)
 
 __all__ = [
     "ALPN_PROTOCOL",
+    "COMPATIBLE",
+    "FIPS",
+    "MODERN",
+    "TLS_PROFILES",
     "ALPNRefused",
     "CertificateError",
+    "CertificateFiles",
     "ServerTLS",
+    "TLSProfile",
+    "describeOpenSSL",
     "fingerprint",
     "generateSelfSigned",
     "peerCertificate",
@@ -211,12 +235,14 @@ class ServerTLS:
     @ivar clientCAs: CA certificates that client certificates must chain to.
     @ivar clientCertificates: C{"none"}, C{"optional"} (verified when sent)
         or C{"required"}.
+    @ivar profile: the protocol versions, ciphers and groups offered.
     """
 
     chain: tuple[x509.Certificate, ...]
     key: PKey
     clientCAs: tuple[x509.Certificate, ...] = ()
     clientCertificates: str = "none"
+    profile: TLSProfile = COMPATIBLE
 
     def withClientCertificates(self, caPath: FilePath[str], mode: str) -> ServerTLS:
         """
@@ -232,15 +258,52 @@ class ServerTLS:
             raise CertificateError(f"cannot read client CA {caPath.path}: {e.strerror}")
         except ValueError:
             raise CertificateError(f"no PEM certificate in {caPath.path}")
-        return ServerTLS(self.chain, self.key, cas, mode)
+        return dataclasses.replace(self, clientCAs=cas, clientCertificates=mode)
+
+    def withProfile(self, profile: TLSProfile, source: str = "the certificate") -> ServerTLS:
+        """
+        The same material under another profile, checked against it.
+
+        @param source: what to call the material in an error (a file name).
+        @raise CertificateError: the material does not fit C{profile}, or
+            OpenSSL refuses it.
+        """
+        tls = dataclasses.replace(self, profile=profile)
+        tls.check(source)
+        return tls
+
+    def check(self, source: str = "the certificate") -> None:
+        """
+        Refuse material that this server's profile does not allow, or that
+        OpenSSL would refuse on every connection (by building one context).
+
+        @param source: what to call the material in an error (a file name).
+        @raise CertificateError: with a one-line reason.
+        """
+        problem = self.profile.problemWith(self.chain, self.key.to_cryptography_key())
+        if problem is not None:
+            raise CertificateError(
+                f"{source} does not fit TLS profile {self.profile.name}: {problem}"
+            )
+        try:
+            self.optionsForConnection().getContext()
+        except (SSL.Error, ValueError) as e:
+            raise CertificateError(f"OpenSSL refuses {source}: {_openSSLReason(e)}")
 
     @classmethod
-    def fromFiles(cls, certPath: FilePath[str], keyPath: FilePath[str]) -> ServerTLS:
+    def fromFiles(
+        cls,
+        certPath: FilePath[str],
+        keyPath: FilePath[str],
+        profile: TLSProfile = COMPATIBLE,
+    ) -> ServerTLS:
         """
-        Load a PEM certificate chain and a PEM private key.
+        Load a PEM certificate chain and a PEM private key, and check them
+        against C{profile}.
 
         @param certPath: PEM file with the leaf certificate first.
         @param keyPath: PEM file with the private key (may be the same file).
+        @param profile: the TLS profile the material must fit.
         @raise CertificateError: with a one-line reason when anything is off.
         """
         try:
@@ -266,26 +329,25 @@ class ServerTLS:
             raise CertificateError(
                 f"key {keyPath.path} does not match certificate {certPath.path}"
             )
-        return cls(chain, PKey.from_cryptography_key(privateKey))  # type: ignore[arg-type]
+        key = PKey.from_cryptography_key(privateKey)  # type: ignore[arg-type]
+        return cls(chain, key, profile=profile).withProfile(
+            profile, f"certificate {certPath.path}"
+        )
 
     @classmethod
-    def fromDataDirectory(cls, directory: FilePath[str]) -> tuple[ServerTLS, bool]:
+    def fromDataDirectory(
+        cls, directory: FilePath[str], profile: TLSProfile = COMPATIBLE
+    ) -> tuple[ServerTLS, bool]:
         """
         Load the generated certificate under C{directory}, generating it first
         if there is none.
 
         @param directory: the data directory; created (mode 0700) if missing.
+        @param profile: the TLS profile the material must fit.
         @return: the loaded material, and whether it was generated just now.
         """
-        if not directory.isdir():
-            os.makedirs(directory.path, mode=0o700, exist_ok=True)
-        certPath = directory.child("server-cert.pem")
-        keyPath = directory.child("server-key.pem")
-        generated = False
-        if not (certPath.exists() and keyPath.exists()):
-            generateSelfSigned(certPath, keyPath, ["localhost", "127.0.0.1", "::1"])
-            generated = True
-        return cls.fromFiles(certPath, keyPath), generated
+        files, generated = CertificateFiles.inDataDirectory(directory, profile)
+        return files.load(), generated
 
     @cached_property
     def _openSSLChain(self) -> list[X509]:
@@ -326,8 +388,8 @@ class ServerTLS:
 
     def optionsForConnection(self) -> CertificateOptions:
         """
-        Make the TLS options of one control connection: TLS 1.2 or newer, no
-        renegotiation, session cache and tickets on, ALPN C{ftp}
+        Make the TLS options of one control connection: the versions and
+        ciphers of the profile, no renegotiation, session cache and tickets on, ALPN C{ftp}
         (L{selectALPN}), and a context of its own that the connection's data
         channels share.
 
@@ -353,9 +415,78 @@ class ServerTLS:
                 [X509.from_cryptography(c).get_subject() for c in self.clientCAs]
             )
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        self.profile.configure(context)
         # Replaces the callback Twisted installs, which fails on our
         # connections (internal_error) whenever a client offers ALPN.
         context.set_alpn_select_callback(selectALPN)
         # Keep record buffers between writes: bulk data moves through here.
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
         return options
+
+
+def _openSSLReason(error: Exception) -> str:
+    """
+    The reasons in an OpenSSL error queue (or any other error), in one line.
+    """
+    queue = error.args[0] if error.args else None
+    if isinstance(queue, list) and queue and all(isinstance(e, tuple) for e in queue):
+        return "; ".join(str(e[-1]) for e in queue)
+    return str(error)
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """
+    Where a server's TLS material lives, so that it can be loaded at start
+    and loaded again while the server runs (C{twistd ftps} does on SIGHUP).
+
+    @ivar certificate: PEM file with the leaf certificate first.
+    @ivar key: PEM file with the private key (may be C{certificate}).
+    @ivar profile: the TLS profile the material must fit.
+    @ivar clientCA: PEM file with the CAs that client certificates must chain
+        to, or C{None}.
+    @ivar clientCertificates: C{"none"}, C{"optional"} or C{"required"}.
+    """
+
+    certificate: FilePath[str]
+    key: FilePath[str]
+    profile: TLSProfile = COMPATIBLE
+    clientCA: FilePath[str] | None = None
+    clientCertificates: str = "none"
+
+    @classmethod
+    def inDataDirectory(
+        cls, directory: FilePath[str], profile: TLSProfile = COMPATIBLE, **kwargs: Any
+    ) -> tuple[CertificateFiles, bool]:
+        """
+        The generated certificate and key under C{directory}, generating them
+        first if either is missing.
+
+        @param directory: the data directory; created (mode 0700) if missing.
+        @param profile: the TLS profile the material must fit.
+        @param kwargs: the other attributes.
+        @return: the files, and whether they were generated just now.
+        """
+        if not directory.isdir():
+            os.makedirs(directory.path, mode=0o700, exist_ok=True)
+        certPath = directory.child("server-cert.pem")
+        keyPath = directory.child("server-key.pem")
+        generated = False
+        if not (certPath.exists() and keyPath.exists()):
+            generateSelfSigned(certPath, keyPath, ["localhost", "127.0.0.1", "::1"])
+            generated = True
+        return cls(certPath, keyPath, profile, **kwargs), generated
+
+    def load(self) -> ServerTLS:
+        """
+        Read and check all the files.
+
+        @return: the material, ready to serve.
+        @raise CertificateError: with a one-line reason when any file is
+            missing, unreadable, malformed or outside the profile.
+        """
+        tls = ServerTLS.fromFiles(self.certificate, self.key, self.profile)
+        if self.clientCA is not None and self.clientCertificates != "none":
+            tls = tls.withClientCertificates(self.clientCA, self.clientCertificates)
+            tls.check(f"client CA {self.clientCA.path}")
+        return tls
