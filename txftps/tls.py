@@ -368,14 +368,14 @@ class ServerTLS:
     def serverToServerContext(self) -> SSL.Context:
         """
         The TLS client context of server-to-server transfers (C{SSCN ON},
-        C{CPSV}, with C{--allow-fxp}): TLS 1.2 or newer, this server's
-        certificate for peers that ask for one. The peer is another FTP
+        C{CPSV}, with C{--allow-fxp}): the server's TLS profile, this
+        server's certificate for peers that ask for one. The peer is another FTP
         server whose certificate nothing here can vouch for, so it is not
         verified: the transfer is encrypted, not authenticated (see
         docs/security.md).
         """
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        self.profile.configure(context)
         context.set_verify(SSL.VERIFY_NONE, lambda *args: True)
         leaf, *extra = self._openSSLChain
         context.use_certificate(leaf)

@@ -124,8 +124,8 @@ class _MisbehavingConnection(DataConnection):
 
     _channel: _MisbehavingChannel
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
-        super().__init__(channel, context)
+    def __init__(self, channel: DataChannel, context: SSL.Context | None, **kwargs: Any) -> None:
+        super().__init__(channel, context, **kwargs)
         self._cut = False
         self._pacer: interfaces.IDelayedCall | None = None
 
