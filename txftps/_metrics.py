@@ -22,7 +22,7 @@ Metrics (counters end in C{_total}):
  - C{txftps_transfers_total{direction,result}}: C{download}, C{upload} or
    C{listing}; C{complete} (226) or C{incomplete};
  - C{txftps_sent_bytes_total}, C{txftps_received_bytes_total}: bytes of
-   data connections (files and listings, after TLS), counted when each
+   data connections (files and listings, without TLS overhead), counted when each
    transfer ends.
 """
 
