@@ -105,7 +105,9 @@ class _DataFactory(ClientFactory):
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         _log.info("active data connection failed: {reason}", reason=reason.getErrorMessage())
-        self._channel.refuse(DataChannelRefused(425, "Cannot open data connection."))
+        self._channel.refuse(
+            DataChannelRefused(425, "Cannot open data connection.", "connect_failed")
+        )
 
 
 class DataChannel:
@@ -179,6 +181,9 @@ class DataChannel:
         self._connector: Any = None
         #: A passive connection from a trusted proxy, waiting for its header.
         self._proxied: Protocol | None = None
+        #: Called with the reason (L{txftps.interfaces.DATA_REFUSAL_REASONS})
+        #: when the gate refuses a data connection or it never comes.
+        self.onRefused: Callable[[str], None] = lambda reason: None
 
     @property
     def clock(self) -> interfaces.IReactorTime:
@@ -308,7 +313,11 @@ class DataChannel:
                 host=host,
                 peer=self._peerHost,
             )
-            self.refuse(DataChannelRefused(425, "Data connection from a foreign address refused."))
+            self.refuse(
+                DataChannelRefused(
+                    425, "Data connection from a foreign address refused.", "foreign_peer"
+                )
+            )
             return None
         if foreign:
             _log.info(
@@ -349,7 +358,9 @@ class DataChannel:
             if self._proxied is gate:
                 self._proxied = None
                 self.refuse(
-                    DataChannelRefused(425, "Data connection without a valid PROXY header.")
+                    DataChannelRefused(
+                        425, "Data connection without a valid PROXY header.", "proxy_header"
+                    )
                 )
 
         gate = proxiedDataProtocol(self.clock, self._timeout, accept, refused)
@@ -378,6 +389,7 @@ class DataChannel:
                 DataChannelRefused(
                     522,
                     "Data connection must resume the TLS session of the control connection.",
+                    "not_resumed",
                 )
             )
             return False
@@ -389,6 +401,7 @@ class DataChannel:
                     522,
                     "Data connection must present the client certificate of the control"
                     " connection.",
+                    "certificate_mismatch",
                 )
             )
             return False
@@ -399,7 +412,9 @@ class DataChannel:
         if self._waiting is not None and connection.protected != self._waitingProtected:
             self.refuse(
                 DataChannelRefused(
-                    425, "Data protection level changed after the data connection opened."
+                    425,
+                    "Data protection level changed after the data connection opened.",
+                    "protection_changed",
                 )
             )
             return
@@ -412,7 +427,11 @@ class DataChannel:
 
     def connectionLost(self, connection: DataConnection) -> None:
         if connection is self.connection and not connection.transferring:
-            self.refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
+            self.refuse(
+                DataChannelRefused(
+                    425, "Data connection closed before the transfer.", "closed_early"
+                )
+            )
 
     def refuse(self, reason: FTPReplyError) -> None:
         self._cancelTimer()
@@ -420,6 +439,7 @@ class DataChannel:
         self._dropProxied()
         if self._failure is None:
             self._failure = reason
+            self.onRefused(getattr(reason, "reason", "other"))
         if self.connection is not None:
             connection, self.connection = self.connection, None
             connection.abort()
@@ -429,7 +449,7 @@ class DataChannel:
 
     def _timedOut(self) -> None:
         self._timer = None
-        self.refuse(DataChannelRefused(425, "Data connection timed out."))
+        self.refuse(DataChannelRefused(425, "Data connection timed out.", "timeout"))
 
     # transfers
 
@@ -458,7 +478,9 @@ class DataChannel:
             return defer.fail(self._failure)
         if self.connection is not None and self.connection.protected != protected:
             failure = DataChannelRefused(
-                425, "Data protection level changed after the data connection opened."
+                425,
+                "Data protection level changed after the data connection opened.",
+                "protection_changed",
             )
             self.refuse(failure)
             return defer.fail(failure)

@@ -232,7 +232,9 @@ class DataConnection(Protocol):
                     # delivers it, an abort would drop it.
                     self._alertPending = True
                     self._channel.refuse(
-                        DataChannelRefused(522, "Data connection TLS handshake failed.")
+                        DataChannelRefused(
+                            522, "Data connection TLS handshake failed.", "tls_handshake"
+                        )
                     )
                 self.abort()
                 return

@@ -76,6 +76,7 @@ class InformationCommands(ProtocolInterpreter):
     def ftp_TYPE(self, argument: str) -> None:
         kind = argument.strip().upper()
         if kind in ("I", "L 8", "A", "A N"):
+            self.session.binary = kind in ("I", "L 8")
             self.reply(200, f"Type set to {kind}.")
         else:
             raise FTPReplyError(504, f"Type {kind} not supported.")

@@ -45,6 +45,7 @@ from txftps._listing import (
     pathSegments,
     printableName,
 )
+from txftps._observers import handshakeFailureReason
 from txftps._session import Session
 from txftps._settings import ServerSettings
 from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
@@ -182,6 +183,7 @@ class ProtocolInterpreter(LineReceiver):
             # Refused at the door: no greeting beyond the 421, and no TLS
             # handshake for an attacker to spend our CPU on.
             _log.info("refused {host}: banned after failed logins", host=self.peerHost)
+            self.observer.connectionRefused(self.peerAddress, "banned")
             if not self.factory.implicit:
                 self.reply(421, "Too many failed logins from your address; try again later.")
             self.transport.loseConnection()
@@ -189,12 +191,14 @@ class ProtocolInterpreter(LineReceiver):
             return
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
+            self.observer.connectionRefused(self.peerAddress, "limit")
             if not self.factory.implicit:
                 self.reply(421, "Too many connections; try again later.")
             self.transport.loseConnection()
             self._closing = True
             return
         self._admitted = True
+        self.observer.sessionOpened(self.peerAddress)
         self.dataChannel = self.dataChannelFactory(
             self.factory.reactor,
             self.peerHost,
@@ -204,6 +208,7 @@ class ProtocolInterpreter(LineReceiver):
             requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
             trustedProxies=self.settings.trustedProxies,
         )
+        self.dataChannel.onRefused = self._dataConnectionRefused
         if self.factory.implicit:
             self.session.implicit = True
             self._startTLS()
@@ -213,6 +218,8 @@ class ProtocolInterpreter(LineReceiver):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
+        if self._handshakeTimer is not None:
+            self.observer.tlsHandshakeFailed(self.peerAddress, handshakeFailureReason(reason))
         self._cancelTimers()
         if self.dataChannel is not None:
             self.dataChannel.reset()
@@ -220,6 +227,10 @@ class ProtocolInterpreter(LineReceiver):
         if self._admitted:
             self._admitted = False
             self.factory.limits.release(self.peerHost)
+            self.observer.sessionClosed(self.peerAddress)
+
+    def _dataConnectionRefused(self, reason: str) -> None:
+        self.observer.dataConnectionRefused(self.peerAddress, reason)
 
     def _logoutShell(self) -> None:
         self.shell = None
@@ -278,6 +289,7 @@ class ProtocolInterpreter(LineReceiver):
     def _handshakeTimedOut(self) -> None:
         self._handshakeTimer = None
         _log.info("TLS handshake with {host} timed out", host=self.peerHost)
+        self.observer.tlsHandshakeFailed(self.peerAddress, "timeout")
         self._closing = True
         self.transport.abortConnection()
 

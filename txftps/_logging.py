@@ -46,7 +46,7 @@ from zope.interface import implementer
 _PORT_CHATTER = re.compile(r"^(?:\S+ starting on \d+|\((?:TCP|UDP|UNIX) Port \S+ Closed\))$")
 
 
-def _inside(path: str, trees: list[str]) -> bool:
+def insideServedTree(path: str, trees: list[str]) -> bool:
     real = os.path.realpath(path)
     for tree in trees:
         top = os.path.realpath(tree)
@@ -69,13 +69,13 @@ def placeServerFiles(twistdOptions: Any, served: list[str], dataDirectory: str) 
     """
     moved = []
     pidfile = twistdOptions.get("pidfile")
-    if pidfile and _inside(os.path.abspath(pidfile), served):
+    if pidfile and insideServedTree(os.path.abspath(pidfile), served):
         twistdOptions["pidfile"] = os.path.join(dataDirectory, "twistd.pid")
         moved.append(f"pid file {twistdOptions['pidfile']}")
     daemon = not twistdOptions.get("nodaemon")
     logPath = twistdOptions.get("logfile")
     if logPath != "-" and (logPath or daemon) and not twistdOptions.get("syslog"):
-        if _inside(os.path.abspath(logPath or "twistd.log"), served):
+        if insideServedTree(os.path.abspath(logPath or "twistd.log"), served):
             twistdOptions["logfile"] = os.path.join(dataDirectory, "twistd.log")
             moved.append(f"log file {twistdOptions['logfile']}")
     if moved:

@@ -96,14 +96,21 @@ class LoginCommands(ProtocolInterpreter):
         if result is None:
             await self._loginFailed(user, started, checked=ok)
             return
-        self._loggedIn(user, result, checked=True)
+        self._loggedIn(
+            user, result, checked=True, anonymous=isinstance(creds, credtypes.Anonymous)
+        )
         self.reply(230, "Login successful.")
 
     def _loggedIn(
-        self, user: str, result: tuple[Any, Any, Callable[[], None]], checked: bool
+        self,
+        user: str,
+        result: tuple[Any, Any, Callable[[], None]],
+        checked: bool,
+        anonymous: bool = False,
     ) -> None:
         _, self.shell, self._logout = result
         self.session.loggedIn = True
+        self.session.anonymous = anonymous
         self.session.userName = user
         self.session.workingDirectory = []
         self.factory.bans.succeeded(self.peerHost, checked=checked)
@@ -117,7 +124,8 @@ class LoginCommands(ProtocolInterpreter):
         and costly hashes, all look the same from outside.
         """
         self.session.failedLogins += 1
-        self.factory.bans.failed(self.peerHost, checked=checked)
+        if self.factory.bans.failed(self.peerHost, checked=checked):
+            self.observer.addressBanned(self.peerAddress)
         _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
         self.observer.loginFailed(self.peerAddress, user)
         delay = started + self.settings.failedLoginDelay - self.clock.seconds()

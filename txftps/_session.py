@@ -69,6 +69,9 @@ class Session:
     @ivar cleared: C{CCC} returned the control channel to plaintext.
     @ivar user: the name sent with C{USER}, waiting for C{PASS}.
     @ivar userName: the logged-in user's name (the avatar ID).
+    @ivar anonymous: the user logged in anonymously.
+    @ivar binary: C{TYPE I} is in force, not C{TYPE A} (bytes move unchanged
+        either way; the xferlog says which).
     @ivar failedLogins: failed C{PASS} on this connection.
     @ivar workingDirectory: the current directory, as path segments.
     @ivar restOffset: the offset of a pending C{REST}, or 0.
@@ -89,6 +92,8 @@ class Session:
     cleared: bool = False
     user: str | None = None
     userName: str | None = None
+    anonymous: bool = False
+    binary: bool = False
     failedLogins: int = 0
     workingDirectory: list[str] = field(default_factory=list)
     restOffset: int = 0
@@ -113,6 +118,7 @@ class Session:
         self.loggedIn = False
         self.user = None
         self.userName = None
+        self.anonymous = False
         self.workingDirectory = []
         self.renameFrom = None
         self.restOffset = 0

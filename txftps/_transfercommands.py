@@ -221,6 +221,14 @@ class TransferCommands(ProtocolInterpreter):
         transfer = Transfer(command, path)
         self.session.transfer = transfer
         self.reply(150, preliminary)
+        self.observer.transferStarted(
+            self.peerAddress,
+            command,
+            self.displayPath(path),
+            self.session.userName or "",
+            self.session.anonymous,
+            self.session.binary,
+        )
 
         async def run() -> None:
             try:

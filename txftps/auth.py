@@ -300,26 +300,30 @@ class LoginBans:
         else:
             self._running.pop(host, None)
 
-    def failed(self, host: str, checked: bool = True) -> None:
+    def failed(self, host: str, checked: bool = True) -> bool:
         """
         Record a failed login from C{host}.
 
         @param checked: the failure ends a check announced with L{checking}.
+        @return: whether this failure started a ban of C{host}.
         """
         if checked:
             self._checked(host)
         if self.banAfter <= 0:
-            return
+            return False
+        banned = False
         now = self._clock.seconds()
         count = self._failureCount(host) + 1
         if count >= self.banAfter:
             self._failures.pop(host, None)
+            banned = host not in self._bannedUntil or self._bannedUntil[host] <= now
             self._bannedUntil[host] = now + self.banTime
         else:
             since = self._failures.get(host, (0, now))[1]
             self._failures[host] = (count, since)
         if len(self._failures) + len(self._bannedUntil) > self.sweepAt:
             self._sweep(now)
+        return banned
 
     def succeeded(self, host: str, checked: bool = True) -> None:
         """

@@ -59,7 +59,14 @@ class DataChannelRefused(FTPReplyError):
     A data connection did not become ready: it never came, came from a
     foreign address, failed its TLS handshake or did not resume the control
     connection's TLS session.
+
+    @ivar reason: why, in one word for metrics: one of
+        L{txftps.interfaces.DATA_REFUSAL_REASONS}.
     """
+
+    def __init__(self, code: int, text: str, reason: str = "other") -> None:
+        super().__init__(code, text)
+        self.reason = reason
 
 
 class FileNameNotAllowedError(ftp.FTPCmdError):

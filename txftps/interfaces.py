@@ -23,8 +23,10 @@ A shell without one of them gets the feature refused (C{504} or C{502}), as
 Twisted's L{FTPShell<twisted.protocols.ftp.FTPShell>} does.
 
 L{ISessionObserver} is the other way round: an object the server tells what
-happens in its sessions (logins, commands, replies, transfers), set on
-L{txftps.server.FTPSFactory}; L{txftps.testing} records sessions with one.
+happens in its sessions (connections, TLS handshakes, logins, bans, commands,
+replies, data connections, transfers), set on L{txftps.server.FTPSFactory};
+L{txftps.testing} records sessions with one, C{--xferlog} and C{--metrics}
+are two more, and L{txftps.server.FanOutObserver} tells several.
 
 Usage::
 
@@ -47,6 +49,7 @@ from twisted.protocols.ftp import IFTPShell, IReadFile, IWriteFile
 from zope.interface import Interface
 
 __all__ = [
+    "DATA_REFUSAL_REASONS",
     "IAtomicWriteFile",
     "ICloseableReadFile",
     "IMachineListingShell",
@@ -56,6 +59,32 @@ __all__ = [
     "ISessionObserver",
     "IUniqueNameShell",
 ]
+
+
+#: The reasons L{ISessionObserver.dataConnectionRefused} gives: a connection
+#: from another address than the control connection's (C{foreign_peer}), a
+#: TLS data connection that did not resume the control connection's session
+#: (C{not_resumed}) or did not present its client certificate
+#: (C{certificate_mismatch}), a failed TLS handshake (C{tls_handshake}), a
+#: connection that never came (C{timeout}), an active connection that could
+#: not be made (C{connect_failed}), one closed before its transfer
+#: (C{closed_early}), C{PROT} changed under it (C{protection_changed}), a
+#: connection from a trusted proxy without a valid PROXY header
+#: (C{proxy_header}).
+DATA_REFUSAL_REASONS = frozenset(
+    {
+        "foreign_peer",
+        "not_resumed",
+        "certificate_mismatch",
+        "tls_handshake",
+        "timeout",
+        "connect_failed",
+        "closed_early",
+        "protection_changed",
+        "proxy_header",
+        "other",
+    }
+)
 
 
 class IResumableShell(IFTPShell):
@@ -182,6 +211,37 @@ class ISessionObserver(Interface):
     which tells sessions apart. Methods must not raise and must not block.
     """
 
+    def sessionOpened(peer: IAddress) -> None:
+        """
+        A control connection was admitted (not banned, within the connection
+        caps); L{sessionClosed} follows when it closes.
+        """
+
+    def sessionClosed(peer: IAddress) -> None:
+        """
+        An admitted control connection closed.
+        """
+
+    def connectionRefused(peer: IAddress, reason: str) -> None:
+        """
+        A control connection was refused at the door (421 for explicit FTPS,
+        a bare close for implicit FTPS).
+
+        @param reason: C{"banned"} (its address is banned after failed
+            logins) or C{"limit"} (over C{--max-clients} or
+            C{--max-clients-per-ip}).
+        """
+
+    def tlsHandshakeFailed(peer: IAddress, reason: str) -> None:
+        """
+        The TLS handshake of a control connection failed.
+
+        @param reason: OpenSSL's reason in lower case with underscores
+            (C{"unsupported_protocol"}, C{"wrong_version_number"},
+            C{"no_shared_cipher"}, ...), C{"timeout"} (C{--handshake-timeout}
+            passed) or C{"connection_closed"} (the client went away).
+        """
+
     def loginSucceeded(peer: IAddress, user: str) -> None:
         """
         A user logged in (C{230}, or C{232} with a client certificate).
@@ -194,6 +254,12 @@ class ISessionObserver(Interface):
         A login was refused (C{530}).
 
         @param user: the name sent with C{USER}.
+        """
+
+    def addressBanned(peer: IAddress) -> None:
+        """
+        The failed login of C{peer} got its address banned (C{--ban-after},
+        C{--ban-time}).
         """
 
     def commandReceived(peer: IAddress, command: str, argument: str) -> None:
@@ -210,6 +276,28 @@ class ISessionObserver(Interface):
 
         @param code: the reply code.
         @param text: its text, lines joined with C{"\\n"}.
+        """
+
+    def dataConnectionRefused(peer: IAddress, reason: str) -> None:
+        """
+        A data connection was refused by the transfer gate or never became
+        ready; the transfer waiting for it, if any, fails with 425 or 522.
+
+        @param reason: one of L{DATA_REFUSAL_REASONS}.
+        """
+
+    def transferStarted(
+        peer: IAddress, command: str, path: str, user: str, anonymous: bool, binary: bool
+    ) -> None:
+        """
+        A transfer got its preliminary reply (C{150}); L{transferEnded}
+        follows, even when it then fails.
+
+        @param command: as for L{transferEnded}.
+        @param path: the file or directory, as an absolute FTP path.
+        @param user: the name the session logged in with.
+        @param anonymous: the session logged in anonymously.
+        @param binary: C{TYPE I} (image) is in force, not C{TYPE A}.
         """
 
     def transferEnded(

@@ -31,7 +31,6 @@ from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.internet.protocol import Factory
-from zope.interface import implementer
 
 from txftps._commands import CommandFacts, DuringTransfer, commandTable
 from txftps._datachannel import PassivePortRange
@@ -39,6 +38,7 @@ from txftps._dataconnection import DataConnection
 from txftps._filecommands import FileCommands
 from txftps._infocommands import InformationCommands
 from txftps._logincommands import LoginCommands
+from txftps._observers import FanOutObserver, SilentObserver
 from txftps._policy import SessionPolicy, TLSRequirement
 from txftps._proxyprotocol import ProxyProtocolFactory, TrustedProxies
 from txftps._session import Session, Transfer
@@ -53,6 +53,7 @@ __all__ = [
     "ConnectionLimits",
     "DataConnection",
     "DuringTransfer",
+    "FanOutObserver",
     "FTPSFactory",
     "FTPSProtocol",
     "PassivePortRange",
@@ -102,31 +103,8 @@ class FTPSProtocol(TransferCommands, FileCommands, LoginCommands, InformationCom
     """
 
 
-@implementer(ISessionObserver)
-class _SilentObserver:
-    """
-    The observer of a factory given none: ignores everything.
-    """
-
-    def loginSucceeded(self, peer: Any, user: str) -> None:
-        pass
-
-    def loginFailed(self, peer: Any, user: str) -> None:
-        pass
-
-    def commandReceived(self, peer: Any, command: str, argument: str) -> None:
-        pass
-
-    def replySent(self, peer: Any, code: int, text: str) -> None:
-        pass
-
-    def transferEnded(
-        self, peer: Any, command: str, path: str, sent: int, received: int, code: int
-    ) -> None:
-        pass
-
-
-_SILENT = _SilentObserver()
+#: The observer of a factory given none: ignores everything.
+_SilentObserver = SilentObserver
 
 
 class FTPSFactory(Factory):

@@ -26,8 +26,17 @@ from twisted.python.filepath import FilePath
 from txftps._certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
 from txftps._certreload import CertificateReloader
 from txftps._datachannel import PassivePortRange
-from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
+from txftps._logging import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    insideServedTree,
+    installObserver,
+    placeServerFiles,
+)
+from txftps._metrics import ServerMetrics, metricsSite
+from txftps._observers import FanOutObserver
 from txftps._policy import SessionPolicy, TLSRequirement
+from txftps._xferlog import ReopenOnSignal, TransferLog
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
 from txftps.server import (
     ConnectionLimits,
@@ -174,6 +183,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             _positive("data-timeout"),
         ],
         ["log-format", None, "text", "Log lines as text or json (one object per line)"],
+        [
+            "xferlog",
+            None,
+            None,
+            "Append a wu-ftpd/ProFTPD xferlog line per file transfer to PATH; reopened on SIGUSR1",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Endpoint serving Prometheus metrics at /metrics (e.g. tcp:9102:interface=127.0.0.1)",
+        ],
         ["log-level", None, "info", "debug, info, warn or error; per-command lines at debug"],
         ["max-clients", None, 1000, "Control connections in all", _positive("max-clients", int)],
         [
@@ -233,7 +254,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not self["implicit"]:
             self["implicit"] = ["tcp:9990"]
         self["implicit"] = [d for d in self["implicit"] if d.lower() != "none"]
-        for description in self["listen"] + self["implicit"]:
+        for description in self["listen"] + self["implicit"] + [self["metrics"] or "tcp:0"]:
             try:
                 endpoints.serverFromString(reactor, description)
             except Exception as e:
@@ -317,6 +338,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     "--log-format and --log-level cannot be combined with twistd's"
                     " --logger or --syslog"
                 )
+        self["transfer-log"] = self._openTransferLog(reactor)
         self["cert-mapping"] = None
         if self["cert-map"] is not None:
             try:
@@ -326,6 +348,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 raise usage.UsageError(f"cannot read --cert-map {self['cert-map']}: {e.strerror}")
             except (CertificateMapError, UnicodeDecodeError) as e:
                 raise usage.UsageError(str(e))
+
+    def _openTransferLog(self, reactor: Any) -> TransferLog | None:
+        path = self["xferlog"]
+        if path is None:
+            return None
+        path = os.path.abspath(path)
+        root = os.path.abspath(self["root"] or ".")
+        served = [root, os.path.abspath(self["home"]) if self["home"] else root]
+        if insideServedTree(path, served):
+            raise usage.UsageError(
+                f"--xferlog {path} is inside a served tree: users could download it"
+            )
+        try:
+            return TransferLog(path, reactor)
+        except OSError as e:
+            raise usage.UsageError(f"cannot open --xferlog {path}: {e.strerror}")
 
     def _certificateFiles(self) -> CertificateFiles:
         """
@@ -359,13 +397,13 @@ class _ListeningService(StreamServerEndpointService):
     one line.
     """
 
-    def __init__(self, description: str, endpoint: Any, factory: FTPSFactory) -> None:
+    def __init__(self, description: str, endpoint: Any, factory: Any, kind: str) -> None:
         served: Any = factory
-        if factory.settings.trustedProxies is not None:
+        if isinstance(factory, FTPSFactory) and factory.settings.trustedProxies is not None:
             served = ProxyProtocolFactory(factory)
         super().__init__(endpoint, served)  # type: ignore[no-untyped-call]
         self._description = description
-        self._kind = "implicit" if factory.implicit else "explicit"
+        self._kind = kind
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
@@ -380,7 +418,7 @@ class _ListeningService(StreamServerEndpointService):
     def _listening(self, port: Any) -> Any:
         address = port.getHost()
         _log.info(
-            "txftps: {kind} FTPS listening on {host} port {port}",
+            "txftps: {kind} listening on {host} port {port}",
             kind=self._kind,
             host=address.host,
             port=address.port,
@@ -394,19 +432,21 @@ class FTPSService(service.MultiService):
     SIGHUP reloading the TLS material while it runs.
 
     @ivar reloader: reloads the certificate, key and client CAs of every
-        factory.
+        factory (set by L{makeService} once the factories exist).
     """
 
-    def __init__(self, reloader: CertificateReloader) -> None:
+    def __init__(self, reloader: CertificateReloader | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.reloader = reloader
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
-        self.reloader.installSignalHandler()
+        if self.reloader is not None:
+            self.reloader.installSignalHandler()
 
     def stopService(self) -> Any:
-        self.reloader.removeSignalHandler()
+        if self.reloader is not None:
+            self.reloader.removeSignalHandler()
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
@@ -442,6 +482,21 @@ def makeService(options: Options) -> service.MultiService:
         trustedProxies=options["trusted-proxies"],
     )
     tls: ServerTLS = options["tls"]
+    top = FTPSService()
+    observers: list[Any] = []
+    transferLog: TransferLog | None = options.get("transfer-log")
+    if transferLog is not None:
+        observers.append(transferLog)
+        ReopenOnSignal(transferLog, reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
+    if options["metrics"] is not None:
+        metrics = ServerMetrics()
+        observers.append(metrics)
+        _ListeningService(
+            options["metrics"],
+            endpoints.serverFromString(reactor, options["metrics"]),
+            metricsSite(metrics),
+            "metrics (HTTP /metrics)",
+        ).setServiceParent(top)  # type: ignore[no-untyped-call]
     explicit = FTPSFactory(
         reactor,
         portal,
@@ -449,15 +504,15 @@ def makeService(options: Options) -> service.MultiService:
         settings,
         limits=ConnectionLimits(options["max-clients"], options["max-clients-per-ip"]),
         bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
+        observer=FanOutObserver(observers) if observers else None,
     )
     implicit = explicit.withImplicitTLS()
-    top = FTPSService(
-        CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
-    )
+    top.reloader = CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
             endpoint = endpoints.serverFromString(reactor, description)
-            _ListeningService(description, endpoint, factory).setServiceParent(top)  # type: ignore[no-untyped-call]
+            kind = "implicit FTPS" if factory.implicit else "explicit FTPS"
+            _ListeningService(description, endpoint, factory, kind).setServiceParent(top)  # type: ignore[no-untyped-call]
     _log.info(
         "txftps: explicit FTPS on {listen}, implicit FTPS on {implicit}",
         listen=", ".join(options["listen"]),

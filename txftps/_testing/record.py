@@ -178,6 +178,33 @@ class SessionRecord:
 
     # ISessionObserver
 
+    # Connections, handshakes, bans and data-connection refusals are for
+    # the operator's observers (--metrics); a record keeps what a test of
+    # a shell or of a client asserts on.
+
+    def sessionOpened(self, peer: IAddress) -> None:
+        pass
+
+    def sessionClosed(self, peer: IAddress) -> None:
+        pass
+
+    def connectionRefused(self, peer: IAddress, reason: str) -> None:
+        pass
+
+    def tlsHandshakeFailed(self, peer: IAddress, reason: str) -> None:
+        pass
+
+    def addressBanned(self, peer: IAddress) -> None:
+        pass
+
+    def dataConnectionRefused(self, peer: IAddress, reason: str) -> None:
+        pass
+
+    def transferStarted(
+        self, peer: IAddress, command: str, path: str, user: str, anonymous: bool, binary: bool
+    ) -> None:
+        pass
+
     def loginSucceeded(self, peer: IAddress, user: str) -> None:
         self._add(Login(_session(peer), user, True))
 
