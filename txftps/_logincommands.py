@@ -80,13 +80,15 @@ class LoginCommands(ProtocolInterpreter):
             creds = credtypes.Anonymous()
         else:
             creds = UsernamePassword(user, password)
-        ok = not bans.isBanned(self.peerHost) and (
-            isinstance(creds, credtypes.Anonymous)
-            or 0 < len(password) <= self.settings.maxPasswordLength
-        )
+        if isinstance(creds, credtypes.Anonymous):
+            # No secret to guess: not a check that counts while it runs.
+            ok, checked = not bans.isBanned(self.peerHost), False
+        else:
+            ok = checked = 0 < len(password) <= self.settings.maxPasswordLength and (
+                await bans.beginCheck(self.peerHost)
+            )
         result = None
         if ok:
-            bans.checking(self.peerHost)
             try:
                 result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
             except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
@@ -94,9 +96,9 @@ class LoginCommands(ProtocolInterpreter):
             except Exception:
                 _log.failure("login failed")
         if result is None:
-            await self._loginFailed(user, started, checked=ok)
+            await self._loginFailed(user, started, checked=checked)
             return
-        self._loggedIn(user, result, checked=True)
+        self._loggedIn(user, result, checked=checked)
         self.reply(230, "Login successful.")
 
     def _loggedIn(

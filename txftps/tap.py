@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import sys
 from typing import Any
 
 from twisted.application import service
@@ -164,6 +165,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Control connections per address",
             _positive("max-clients-per-ip", int),
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Worker processes sharing the endpoints, each with a slice of --passive-ports",
+            _positive("workers", int),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -201,6 +209,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["implicit"].append(description)
 
     def parseOptions(self, options: Any = None) -> None:
+        # What worker processes are started with (txftps._workers).
+        self.arguments = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)  # type: ignore[no-untyped-call]
         except usage.UsageError as e:
@@ -239,6 +249,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     f"--passive-ports needs LOW-HIGH with 1 <= LOW <= HIGH <= 65535,"
                     f" not {self['passive-ports']!r}"
                 )
+        if self["workers"] > 1:
+            from txftps._workers import passiveSlices, shareable
+
+            for description in self["listen"] + self["implicit"]:
+                if not shareable(reactor, description):
+                    raise usage.UsageError(
+                        f"--workers needs tcp: or tcp6: endpoints, not {description!r}"
+                    )
+            try:
+                passiveSlices(self["passive-ports"], self["workers"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
         if self["masquerade"] is not None:
             try:
                 self["masquerade"] = str(ipaddress.IPv4Address(self["masquerade"]))
@@ -355,11 +377,23 @@ class _ListeningService(StreamServerEndpointService):
         return port
 
 
-def makeService(options: Options) -> service.MultiService:
+def makeService(options: Options, worker: Any = None) -> service.MultiService:
     """
     Build the FTPS service from parsed options.
+
+    @param worker: (private) the L{txftps._worker.WorkerRuntime} of a worker
+        process of C{--workers N}: it supplies the shared caps and bans and
+        the listening sockets the parent handed over. Without it, C{--workers
+        N} over 1 makes the parent's service (L{txftps._workers}).
     """
     from twisted.internet import reactor
+
+    if worker is None and options["workers"] > 1:
+        from txftps._workers import makeWorkerPool
+
+        top = makeWorkerPool(reactor, options)
+        _logStart(options)
+        return top
 
     root = FilePath(os.path.abspath(options["root"] or "."))
     home = FilePath(os.path.abspath(options["home"])) if options["home"] else root
@@ -386,26 +420,31 @@ def makeService(options: Options) -> service.MultiService:
         trustedProxies=options["trusted-proxies"],
     )
     tls: ServerTLS = options["tls"]
-    explicit = FTPSFactory(
-        reactor,
-        portal,
-        tls,
-        settings,
-        limits=ConnectionLimits(options["max-clients"], options["max-clients-per-ip"]),
-        bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
-    )
+    limits = ConnectionLimits(options["max-clients"], options["max-clients-per-ip"])
+    bans = LoginBans(reactor, options["ban-after"], options["ban-time"])
+    if worker is not None:
+        limits, bans = worker.share(limits, bans)
+    explicit = FTPSFactory(reactor, portal, tls, settings, limits=limits, bans=bans)
     implicit = explicit.withImplicitTLS()
     top = service.MultiService()
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
+            if worker is not None:
+                worker.adopt(factory).setServiceParent(top)
+                continue
             endpoint = endpoints.serverFromString(reactor, description)
             _ListeningService(description, endpoint, factory).setServiceParent(top)  # type: ignore[no-untyped-call]
+    if worker is None:
+        _logStart(options)
+    return top
+
+
+def _logStart(options: Options) -> None:
     _log.info(
         "txftps: explicit FTPS on {listen}, implicit FTPS on {implicit}",
         listen=", ".join(options["listen"]),
         implicit=", ".join(options["implicit"]) or "none",
     )
-    _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=options["tls"].fingerprint)
     for moved in options["server-files-moved"]:
         _log.info("txftps: {moved}, outside the served tree", moved=moved)
-    return top
