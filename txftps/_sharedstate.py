@@ -219,7 +219,7 @@ class StateKeeper:
         before = self.bans.refusesConnections(host)
         self.bans.failed(host, checked=self._ended(number, host, checked))
         if not before and self.bans.refusesConnections(host):
-            seconds = self.bans.banTime
+            seconds = float(self.bans.banTime)
             self._bannedUntil[host] = self._clock.seconds() + seconds
             _log.info(
                 "{host} banned for {seconds:.0f} s after failed logins, in every worker",
