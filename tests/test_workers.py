@@ -471,3 +471,48 @@ class LifeTests(WorkersTestCase):
         self.assertTrue(
             waitUntil(lambda: not any(alive(p) for p in pids.values()), 10), self.serverLog()
         )
+
+
+class ProxyProtocolTests(WorkersTestCase):
+    """
+    Behind a trusted balancer, the workers take the client from the PROXY
+    header, for the shared caps too.
+    """
+
+    extraArgs = (
+        "--proxy-protocol",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--max-clients-per-ip",
+        "1",
+    )
+
+    def connect(self, client: str) -> tuple[socket.socket, bytes]:
+        sock = socket.create_connection(("127.0.0.1", self.server.explicitPort), timeout=5)
+        sock.sendall(f"PROXY TCP4 {client} 127.0.0.1 5555 21\r\n".encode())
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            reply += chunk
+        return sock, reply
+
+    def test_clientFromHeader(self) -> None:
+        """
+        The worker admits the client the header names: one connection for
+        192.0.2.7 gets 220, a second for it gets 421, one for 192.0.2.8
+        gets 220, and the worker logs the named client.
+        """
+        first, reply = self.connect("192.0.2.7")
+        try:
+            self.assertTrue(reply.startswith(b"220 "), reply)
+            second, reply = self.connect("192.0.2.7")
+            second.close()
+            self.assertTrue(reply.startswith(b"421 "), reply)
+            other, reply = self.connect("192.0.2.8")
+            other.close()
+            self.assertTrue(reply.startswith(b"220 "), reply)
+        finally:
+            first.close()
+        self.assertRegex(self.server.log(), r"\[worker \d\] session from 192\.0\.2\.7 port 5555")

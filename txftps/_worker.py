@@ -48,7 +48,7 @@ from txftps._sharedstate import (
     adoptConnection,
 )
 from txftps.auth import LoginBans
-from txftps.server import FTPSFactory, FTPSProtocol
+from txftps.server import FTPSFactory, FTPSProtocol, ProxyProtocolFactory
 
 _log = Logger()
 
@@ -70,7 +70,9 @@ class WorkerSession(FTPSProtocol):
 
     def connectionMade(self) -> None:
         limits = self.factory.limits
-        host = self.transport.getPeer().host
+        # The client a trusted proxy named, as the interpreter takes it.
+        client = self.clientAddress if self.clientAddress is not None else self.transport.getPeer()
+        host = client.host
         if not isinstance(limits, SharedConnectionLimits) or self.factory.bans.refusesConnections(
             host
         ):
@@ -92,7 +94,7 @@ class WorkerSession(FTPSProtocol):
         limits.unclaimed(host)
         limits.sessions.add(self)
         if admitted and not self._closing:
-            self._peerPort = self.transport.getPeer().port
+            self._peerPort = self.peerAddress.port
             _log.debug("session from {host} port {port}", host=host, port=self._peerPort)
         held, self._held = self._held, b""
         transport = self.transport
@@ -148,7 +150,10 @@ class _AdoptedPortService(service.Service):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
-        self._port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        served: Any = self._factory
+        if self._factory.settings.trustedProxies is not None:
+            served = ProxyProtocolFactory(self._factory)
+        self._port = self._reactor.adoptStreamPort(self._fd, self._family, served)
         # The port holds a duplicate.
         os.close(self._fd)
         address = self._port.getHost()
