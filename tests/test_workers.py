@@ -22,9 +22,12 @@ from tests.support import (
     PeerClosed,
     ServerLogTestCase,
     TwistdServer,
+    curl,
     freePortRange,
     ftplibClient,
+    lftp,
     loggedInSession,
+    readFile,
     readUntilClosed,
     refusedStart,
     waitUntil,
@@ -213,6 +216,33 @@ class LoadTests(WorkersTestCase):
             sum(int(c) for c in counts.values()), len(_SESSION.findall(self.server.log()))
         )
         self.assertTrue(all(int(c) > 0 for c in counts.values()), counts)
+
+
+class ClientTests(WorkersTestCase):
+    """
+    Real clients against C{--workers 2}.
+    """
+
+    def test_curlAndLftp(self) -> None:
+        """
+        curl uploads (explicit) and downloads (implicit) the same bytes,
+        and lftp lists and downloads.
+        """
+        payload = os.urandom(200_000)
+        upload = writeFile(os.path.join(self.server.directory, "up.bin"), payload)
+        for n in range(4):
+            self.assertSucceeded(
+                curl(self.server, "-T", upload, path=f"/up{n}.bin", user="alice:secret"),
+                "curl upload",
+            )
+            got = curl(self.server, path=f"/up{n}.bin", user="alice:secret", implicit=True)
+            self.assertSucceeded(got, "curl download")
+            self.assertSameBytes(got.stdout, payload, "curl download")
+        target = os.path.join(self.server.directory, "fetched.bin")
+        result = lftp(self.server, f"cls -1; get up0.bin -o {target}", user="alice,secret")
+        self.assertSucceeded(result, "lftp")
+        self.assertEqual(sorted(result.stdout.decode().split()), [f"up{n}.bin" for n in range(4)])
+        self.assertSameBytes(readFile(target), payload, "lftp get")
 
 
 class JSONLogTests(WorkersTestCase):
