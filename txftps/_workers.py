@@ -393,17 +393,16 @@ class WorkerPool(service.Service):
                 pass
 
 
-def workerArguments(options: Any) -> list[str]:
+def workerArguments(options: Any, dataDirectory: str) -> list[str]:
     """
     The C{ftps} options a worker gets: the parent's, plus the certificate
-    the parent generated (if it did), so that a worker never generates one.
+    the parent generated under C{dataDirectory} (if it did), so that a
+    worker never generates one.
     """
     arguments = list(options.arguments)
     if options["cert"] is None:
-        from txftps.tap import defaultDataDirectory
-
         # The names ServerTLS.fromDataDirectory gives the generated files.
-        directory = FilePath(options["data-dir"] or defaultDataDirectory())
+        directory = FilePath(dataDirectory)
         arguments += [
             "--cert",
             directory.child("server-cert.pem").path,
@@ -413,10 +412,13 @@ def workerArguments(options: Any) -> list[str]:
     return arguments
 
 
-def makeWorkerPool(reactor: Any, options: Any) -> service.MultiService:
+def makeWorkerPool(reactor: Any, options: Any, dataDirectory: str) -> service.MultiService:
     """
     The service of a C{twistd ftps --workers N} parent: the shared
     listening sockets and the L{WorkerPool}.
+
+    @param options: the parsed L{txftps.tap.Options}.
+    @param dataDirectory: where a generated certificate is.
     """
     top = service.MultiService()
     ports = []
@@ -433,7 +435,7 @@ def makeWorkerPool(reactor: Any, options: Any) -> service.MultiService:
     pool = WorkerPool(
         reactor,
         options["workers"],
-        workerArguments(options),
+        workerArguments(options, dataDirectory),
         ports,
         passiveSlices(options["passive-ports"], options["workers"]),
         keeper,

@@ -391,7 +391,7 @@ def makeService(options: Options, worker: Any = None) -> service.MultiService:
     if worker is None and options["workers"] > 1:
         from txftps._workers import makeWorkerPool
 
-        top = makeWorkerPool(reactor, options)
+        top = makeWorkerPool(reactor, options, options["data-dir"] or defaultDataDirectory())
         _logStart(options)
         return top
 
