@@ -54,7 +54,9 @@ def cpuSeconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def startTxftps(directory: str, cert: str, key: str) -> tuple[subprocess.Popen[bytes], int]:
+def startTxftps(
+    directory: str, cert: str, key: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], int]:
     log = open(os.path.join(directory, "txftps.log"), "wb")
     env = dict(os.environ, PYTHONPATH=ROOT)
     process = subprocess.Popen(
@@ -81,6 +83,7 @@ def startTxftps(directory: str, cert: str, key: str) -> tuple[subprocess.Popen[b
             key,
             "--data-dir",
             os.path.join(directory, "data"),
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -513,3 +513,38 @@ class LoginBansTests(SynchronousTestCase):
         for _ in range(100):
             bans.failed("192.0.2.1")
         self.assertFalse(bans.isBanned("192.0.2.1"))
+
+    def test_beginCheckCountsTheCheck(self) -> None:
+        """
+        L{LoginBans.beginCheck} answers C{True} and counts the check as
+        running; at the limit it answers C{False} and counts nothing.
+        """
+        for _ in range(2):
+            self.bans.failed("192.0.2.1", checked=False)
+        self.assertTrue(self.successResultOf(self.bans.beginCheck("192.0.2.1")))
+        self.assertFalse(self.successResultOf(self.bans.beginCheck("192.0.2.1")))
+        self.bans.succeeded("192.0.2.1")
+        self.assertTrue(self.successResultOf(self.bans.beginCheck("192.0.2.1")))
+
+    def test_abandonedCheckNoLongerCounts(self) -> None:
+        """
+        An abandoned check frees its place and records no failure.
+        """
+        for _ in range(2):
+            self.bans.failed("192.0.2.1", checked=False)
+        self.bans.checking("192.0.2.1")
+        self.bans.abandon("192.0.2.1")
+        self.assertFalse(self.bans.isBanned("192.0.2.1"))
+        self.bans.failed("192.0.2.1", checked=False)
+        self.assertTrue(self.bans.isBanned("192.0.2.1"))
+
+    def test_banFromElsewhere(self) -> None:
+        """
+        L{LoginBans.ban} refuses an address, at the door too, for the given
+        seconds.
+        """
+        self.bans.ban("192.0.2.1", 30)
+        self.assertTrue(self.bans.refusesConnections("192.0.2.1"))
+        self.assertTrue(self.bans.isBanned("192.0.2.1"))
+        self.clock.advance(30)
+        self.assertFalse(self.bans.refusesConnections("192.0.2.1"))

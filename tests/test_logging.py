@@ -48,7 +48,10 @@ class LogFormatTests(unittest.TestCase):
         """
         With C{--log-format json} every line the process writes is one JSON
         object, twistd's own start-up lines included; each has the formatted
-        message as C{text}; the login is there and no password is.
+        message as C{text}; the login is there and no password is; session
+        events carry the session id, client and user, the transfer event its
+        bytes, duration and reply code, and the per-command events the
+        command and the reply codes.
         """
         server = self.startServer("--log-format", "json", "--log-level", "debug")
         self.session(server)
@@ -65,6 +68,21 @@ class LogFormatTests(unittest.TestCase):
         self.assertTrue(any("alice logged in from 127.0.0.1" in t for t in texts), texts)
         self.assertTrue(any("<- RETR" in text for text in texts), texts)
         self.assertNotIn(PASSWORD, server.log())
+        transfers = [e for e in events if e.get("text", "").startswith("RETR /f.txt:")]
+        self.assertEqual(len(transfers), 1, texts)
+        transfer = transfers[0]
+        self.assertEqual(
+            (transfer["client"], transfer["user"], transfer["bytes"], transfer["code"]),
+            ("127.0.0.1", "alice", 5, 226),
+        )
+        self.assertGreaterEqual(transfer["duration"], 0)
+        session = transfer["session"]
+        self.assertRegex(session, "^[0-9a-f]{8}$")
+        mine = [e for e in events if e.get("session") == session]
+        self.assertTrue(any(e.get("command") == "RETR" for e in mine), mine)
+        self.assertTrue(any(e.get("code") == 150 for e in mine), mine)
+        logins = [e for e in events if "alice logged in" in e.get("text", "")]
+        self.assertEqual(logins[0]["session"], session)
 
     def test_infoHasNoCommandLines(self) -> None:
         """

@@ -22,6 +22,7 @@ control characters is shown escaped, and the escaped name works in commands.
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Protocol
@@ -115,6 +116,8 @@ class ProtocolInterpreter(LineReceiver):
     transport: Any
 
     def __init__(self) -> None:
+        #: Names this connection in every log event (C{session} field).
+        self.sessionId = secrets.token_hex(4)
         self.session = Session()
         self.shell: ftp.IFTPShell | None = None
         self._logout: Callable[[], None] | None = None
@@ -132,6 +135,18 @@ class ProtocolInterpreter(LineReceiver):
         self.peerHost = ""
         self.peerAddress: Any = None
         self._lastReply = 0
+
+    def logFields(self) -> dict[str, Any]:
+        """
+        The fields every log event of this session carries: C{session} (an
+        id), C{client} (the client's address) and C{user} (once logged in).
+        With C{--log-format json} they are keys of each JSON line.
+        """
+        return {
+            "session": self.sessionId,
+            "client": self.peerHost,
+            "user": self.session.userName,
+        }
 
     # settings shortcuts
 
@@ -182,7 +197,11 @@ class ProtocolInterpreter(LineReceiver):
         if self.factory.bans.refusesConnections(self.peerHost):
             # Refused at the door: no greeting beyond the 421, and no TLS
             # handshake for an attacker to spend our CPU on.
-            _log.info("refused {host}: banned after failed logins", host=self.peerHost)
+            _log.info(
+                "refused {host}: banned after failed logins",
+                host=self.peerHost,
+                **self.logFields(),
+            )
             self.observer.connectionRefused(self.peerAddress, "banned")
             if not self.factory.implicit:
                 self.reply(421, "Too many failed logins from your address; try again later.")
@@ -190,7 +209,11 @@ class ProtocolInterpreter(LineReceiver):
             self._closing = True
             return
         if not self.factory.limits.admit(self.peerHost):
-            _log.info("connection from {host} over the connection caps", host=self.peerHost)
+            _log.info(
+                "connection from {host} over the connection caps",
+                host=self.peerHost,
+                **self.logFields(),
+            )
             self.observer.connectionRefused(self.peerAddress, "limit")
             if not self.factory.implicit:
                 self.reply(421, "Too many connections; try again later.")
@@ -288,7 +311,7 @@ class ProtocolInterpreter(LineReceiver):
 
     def _handshakeTimedOut(self) -> None:
         self._handshakeTimer = None
-        _log.info("TLS handshake with {host} timed out", host=self.peerHost)
+        _log.info("TLS handshake with {host} timed out", host=self.peerHost, **self.logFields())
         self.observer.tlsHandshakeFailed(self.peerAddress, "timeout")
         self._closing = True
         self.transport.abortConnection()
@@ -327,6 +350,7 @@ class ProtocolInterpreter(LineReceiver):
             out += f"{code} {lines[-1]}\r\n"
         self.transport.write(out.encode("utf-8", "surrogateescape"))
         self._lastReply = code
+        _log.debug("{host} -> {code}", host=self.peerHost, code=code, **self.logFields())
         self.observer.replySent(self.peerAddress, code, "\n".join(lines))
 
     def _replyFailure(self, failure: Failure) -> None:
@@ -378,6 +402,7 @@ class ProtocolInterpreter(LineReceiver):
             "{host} <- {command}",
             host=self.peerHost,
             command=command if command != "PASS" else "PASS ***",
+            **self.logFields(),
         )
         self.observer.commandReceived(
             self.peerAddress, command, argument if command != "PASS" else "***"

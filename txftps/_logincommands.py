@@ -80,13 +80,15 @@ class LoginCommands(ProtocolInterpreter):
             creds = credtypes.Anonymous()
         else:
             creds = UsernamePassword(user, password)
-        ok = not bans.isBanned(self.peerHost) and (
-            isinstance(creds, credtypes.Anonymous)
-            or 0 < len(password) <= self.settings.maxPasswordLength
-        )
+        if isinstance(creds, credtypes.Anonymous):
+            # No secret to guess: not a check that counts while it runs.
+            ok, checked = not bans.isBanned(self.peerHost), False
+        else:
+            ok = checked = 0 < len(password) <= self.settings.maxPasswordLength and (
+                await bans.beginCheck(self.peerHost)
+            )
         result = None
         if ok:
-            bans.checking(self.peerHost)
             try:
                 result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
             except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
@@ -94,10 +96,10 @@ class LoginCommands(ProtocolInterpreter):
             except Exception:
                 _log.failure("login failed")
         if result is None:
-            await self._loginFailed(user, started, checked=ok)
+            await self._loginFailed(user, started, checked=checked)
             return
         self._loggedIn(
-            user, result, checked=True, anonymous=isinstance(creds, credtypes.Anonymous)
+            user, result, checked=checked, anonymous=isinstance(creds, credtypes.Anonymous)
         )
         self.reply(230, "Login successful.")
 
@@ -114,7 +116,8 @@ class LoginCommands(ProtocolInterpreter):
         self.session.userName = user
         self.session.workingDirectory = []
         self.factory.bans.succeeded(self.peerHost, checked=checked)
-        _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
+        fields = dict(self.logFields(), user=user)
+        _log.info("{user} logged in from {host}", host=self.peerHost, **fields)
         self.observer.loginSucceeded(self.peerAddress, user)
 
     async def _loginFailed(self, user: str, started: float, checked: bool) -> None:
@@ -126,7 +129,8 @@ class LoginCommands(ProtocolInterpreter):
         self.session.failedLogins += 1
         if self.factory.bans.failed(self.peerHost, checked=checked):
             self.observer.addressBanned(self.peerAddress)
-        _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
+        fields = dict(self.logFields(), user=user)
+        _log.info("failed login for {user!r} from {host}", host=self.peerHost, **fields)
         self.observer.loginFailed(self.peerAddress, user)
         delay = started + self.settings.failedLoginDelay - self.clock.seconds()
         if delay > 0:

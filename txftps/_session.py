@@ -30,6 +30,8 @@ class Transfer:
         C{MLSD}.
     @ivar path: the file or directory, as path segments from the user's
         root.
+    @ivar started: when the transfer began (its 150), in the reactor's
+        seconds.
     @ivar finished: fires after the final reply.
     @ivar aborting: C{ABOR} arrived; the final reply is 426.
     @ivar connection: the data connection, once it is ready.
@@ -37,6 +39,7 @@ class Transfer:
 
     command: str
     path: list[str]
+    started: float = 0.0
     finished: defer.Deferred[None] = field(default_factory=defer.Deferred)
     aborting: bool = False
     connection: Any = None

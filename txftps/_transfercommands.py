@@ -17,6 +17,7 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
 
@@ -36,6 +37,8 @@ from txftps.interfaces import (
     IResumableShell,
     IUniqueNameShell,
 )
+
+_log = Logger()
 
 
 class TransferCommands(ProtocolInterpreter):
@@ -218,7 +221,7 @@ class TransferCommands(ProtocolInterpreter):
         """
         assert self.dataChannel is not None
         channel = self.dataChannel
-        transfer = Transfer(command, path)
+        transfer = Transfer(command, path, started=self.clock.seconds())
         self.session.transfer = transfer
         self.reply(150, preliminary)
         self.observer.transferStarted(
@@ -263,6 +266,15 @@ class TransferCommands(ProtocolInterpreter):
                     transfer.bytesSent,
                     transfer.bytesReceived,
                     self._lastReply,
+                )
+                _log.info(
+                    "{command} {path}: {bytes} bytes in {duration:.3f} s, reply {code}",
+                    command=command,
+                    path=self.displayPath(path),
+                    bytes=transfer.bytesSent + transfer.bytesReceived,
+                    duration=self.clock.seconds() - transfer.started,
+                    code=self._lastReply,
+                    **self.logFields(),
                 )
                 self.session.transfer = None
                 if not self._closing:

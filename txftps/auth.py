@@ -293,6 +293,39 @@ class LoginBans:
         """
         self._running[host] = self._running.get(host, 0) + 1
 
+    def beginCheck(self, host: str) -> defer.Deferred[bool]:
+        """
+        Start a password check for C{host} unless L{isBanned} refuses it:
+        the question and L{checking} in one step, so that checks running in
+        parallel (on several connections, or in several worker processes)
+        cannot pass the limit together.
+
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} that fires
+            with whether the check may run; when it may, call L{failed} or
+            L{succeeded} when it ends. Here it has fired already; a
+            subclass may answer later.
+        """
+        if self.isBanned(host):
+            return defer.succeed(False)
+        self.checking(host)
+        return defer.succeed(True)
+
+    def abandon(self, host: str) -> None:
+        """
+        A check announced with L{checking} ended with no verdict (the worker
+        process that ran it died): it no longer counts, and no failure is
+        recorded.
+        """
+        self._checked(host)
+
+    def ban(self, host: str, seconds: float) -> None:
+        """
+        Refuse C{host} for C{seconds} from now: a ban decided elsewhere (by
+        the parent of worker processes) that this table enforces.
+        """
+        until = self._clock.seconds() + seconds
+        self._bannedUntil[host] = max(until, self._bannedUntil.get(host, until))
+
     def _checked(self, host: str) -> None:
         left = self._running.get(host, 0) - 1
         if left > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import sys
 from typing import Any
 
 from twisted.application import service
@@ -204,6 +205,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Control connections per address",
             _positive("max-clients-per-ip", int),
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Worker processes sharing the endpoints, each with a slice of --passive-ports",
+            _positive("workers", int),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -241,6 +249,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["implicit"].append(description)
 
     def parseOptions(self, options: Any = None) -> None:
+        # What worker processes are started with (txftps._workers).
+        self.arguments = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)  # type: ignore[no-untyped-call]
         except usage.UsageError as e:
@@ -279,6 +289,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                     f"--passive-ports needs LOW-HIGH with 1 <= LOW <= HIGH <= 65535,"
                     f" not {self['passive-ports']!r}"
                 )
+        if self["workers"] > 1:
+            from txftps._workers import passiveSlices, shareable
+
+            for description in self["listen"] + self["implicit"]:
+                if not shareable(reactor, description):
+                    raise usage.UsageError(
+                        f"--workers needs tcp: or tcp6: endpoints, not {description!r}"
+                    )
+            try:
+                passiveSlices(self["passive-ports"], self["workers"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
+            if self["metrics"] is not None:
+                # Each worker counts its own sessions; nothing adds them up
+                # yet, and the workers cannot all listen on one port.
+                raise usage.UsageError("--metrics cannot be combined with --workers yet")
         if self["masquerade"] is not None:
             try:
                 self["masquerade"] = str(ipaddress.IPv4Address(self["masquerade"]))
@@ -450,11 +476,23 @@ class FTPSService(service.MultiService):
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
-def makeService(options: Options) -> service.MultiService:
+def makeService(options: Options, worker: Any = None) -> service.MultiService:
     """
     Build the FTPS service from parsed options.
+
+    @param worker: (private) the L{txftps._worker.WorkerRuntime} of a worker
+        process of C{--workers N}: it supplies the shared caps and bans and
+        the listening sockets the parent handed over. Without it, C{--workers
+        N} over 1 makes the parent's service (L{txftps._workers}).
     """
     from twisted.internet import reactor
+
+    if worker is None and options["workers"] > 1:
+        from txftps._workers import makeWorkerPool
+
+        top = makeWorkerPool(reactor, options, options["data-dir"] or defaultDataDirectory())
+        _logStart(options)
+        return top
 
     root = FilePath(os.path.abspath(options["root"] or "."))
     home = FilePath(os.path.abspath(options["home"])) if options["home"] else root
@@ -497,27 +535,41 @@ def makeService(options: Options) -> service.MultiService:
             metricsSite(metrics),
             "metrics (HTTP /metrics)",
         ).setServiceParent(top)  # type: ignore[no-untyped-call]
+    limits = ConnectionLimits(options["max-clients"], options["max-clients-per-ip"])
+    bans = LoginBans(reactor, options["ban-after"], options["ban-time"])
+    if worker is not None:
+        limits, bans = worker.share(limits, bans)
     explicit = FTPSFactory(
         reactor,
         portal,
         tls,
         settings,
-        limits=ConnectionLimits(options["max-clients"], options["max-clients-per-ip"]),
-        bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
+        limits=limits,
+        bans=bans,
         observer=FanOutObserver(observers) if observers else None,
     )
     implicit = explicit.withImplicitTLS()
     top.reloader = CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
+            if worker is not None:
+                worker.adopt(factory).setServiceParent(top)
+                continue
             endpoint = endpoints.serverFromString(reactor, description)
             kind = "implicit FTPS" if factory.implicit else "explicit FTPS"
             _ListeningService(description, endpoint, factory, kind).setServiceParent(top)  # type: ignore[no-untyped-call]
+    if worker is None:
+        _logStart(options)
+    return top
+
+
+def _logStart(options: Options) -> None:
     _log.info(
         "txftps: explicit FTPS on {listen}, implicit FTPS on {implicit}",
         listen=", ".join(options["listen"]),
         implicit=", ".join(options["implicit"]) or "none",
     )
+    tls: ServerTLS = options["tls"]
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
     _log.info(
         "txftps: TLS profile {profile} ({summary}); {openssl}",
@@ -527,4 +579,3 @@ def makeService(options: Options) -> service.MultiService:
     )
     for moved in options["server-files-moved"]:
         _log.info("txftps: {moved}, outside the served tree", moved=moved)
-    return top
