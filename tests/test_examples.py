@@ -217,3 +217,81 @@ class CustomCommandsExampleTests(TestCase):
             self.assertEqual(results["tree"], ["/b.bin", "/docs", "/docs/a.txt"])
 
         return threads.deferToThread(self._session).addCallback(check)
+
+
+class CustomShellExampleTests(TestCase):
+    """
+    docs/examples/custom_shell.py: a realm that plugs in a shell of the
+    application's own (not a directory on disk).
+    """
+
+    def setUp(self) -> None:
+        self.example = _loadExample("custom_shell")
+        self.directory = tempfile.mkdtemp(prefix="txftps-example-")
+        self.ca = support.ThrowawayCA(self.directory)
+        tls = ServerTLS.fromFiles(FilePath(self.ca.certFile), FilePath(self.ca.keyFile))
+        factory = self.example.makeFactory(
+            reactor, tls, {"alice": "secret"}, {"alice": {"2026-12-01": 1200}}
+        )
+        factory.settings.failedLoginDelay = 0
+        self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    def test_declaresItsInterfaces(self) -> None:
+        """
+        The shell provides Twisted's C{IFTPShell} and txftps's
+        C{IReadOnlyShell}, as C{verifyObject} checks.
+        """
+        from twisted.protocols.ftp import IFTPShell
+        from zope.interface.verify import verifyObject
+
+        from txftps.interfaces import IReadOnlyShell
+
+        shell = self.example.ReportShell({})
+        self.assertTrue(verifyObject(IFTPShell, shell))
+        self.assertTrue(verifyObject(IReadOnlyShell, shell))
+
+    def _session(self) -> dict[str, Any]:
+        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
+        client.connect("127.0.0.1", self.port.getHost().port)
+        results: dict[str, Any] = {}
+        try:
+            client.auth()
+            client.login("alice", "secret")
+            client.prot_p()
+            results["names"] = client.nlst("reports")
+            data: list[bytes] = []
+            client.retrbinary("RETR reports/usage.csv", data.append)
+            results["csv"] = b"".join(data)
+            results["facts"] = list(client.mlsd("reports", ["perm", "size"]))
+            for command in ("STOR reports/new.csv", "DELE reports/usage.csv", "SITE CHMOD 777 x"):
+                try:
+                    if command.startswith("STOR"):
+                        client.storbinary(command, io.BytesIO(b"x"))
+                    else:
+                        client.sendcmd(command)
+                except ftplib.error_perm as e:
+                    results[command.split()[0]] = str(e)
+            client.quit()
+        finally:
+            client.close()
+        return results
+
+    def test_servesItsTree(self) -> None:
+        """
+        Over a real TLS session with ftplib: the report is listed and read
+        byte for byte, MLSD shows read-only permissions and the real size,
+        and STOR, DELE and SITE are refused with 550.
+        """
+
+        def check(results: dict[str, Any]) -> None:
+            self.assertEqual(results["names"], ["usage.csv"])
+            self.assertEqual(results["csv"], b"day,bytes\r\n2026-12-01,1200\r\n")
+            [(name, facts)] = results["facts"]
+            self.assertEqual(name, "usage.csv")
+            self.assertEqual(facts["size"], str(len(results["csv"])))
+            self.assertNotIn("w", facts["perm"])
+            for command in ("STOR", "DELE", "SITE"):
+                self.assertTrue(results[command].startswith("550"), results[command])
+
+        return threads.deferToThread(self._session).addCallback(check)
