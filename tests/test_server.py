@@ -30,7 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from txftps._datachannel import PassivePortRange
-from txftps._policy import SessionPolicy
+from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
 from txftps.errors import ErrorReplies
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
@@ -153,7 +153,7 @@ class ServerTestCase(SynchronousTestCase):
         Server settings with no TLS requirement and no failed-login delay
         unless told otherwise.
         """
-        kwargs.setdefault("policy", SessionPolicy(tlsRequired="none"))
+        kwargs.setdefault("policy", SessionPolicy(tlsRequired=TLSRequirement.NONE))
         kwargs.setdefault("failedLoginDelay", 0)
         kwargs.setdefault("passivePorts", PassivePortRange(PASSIVE_PORT, PASSIVE_PORT))
         return ServerSettings(**kwargs)

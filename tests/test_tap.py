@@ -29,7 +29,7 @@ from tests.support import refusedStart
 from txftps._datachannel import PassivePortRange
 from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
-from txftps.server import FTPSFactory, ProxyProtocolFactory
+from txftps.server import FTPSFactory, ProxyProtocolFactory, TLSRequirement
 from txftps.tap import Options, makeService
 from txftps.tls import ServerTLS, fingerprint, generateSelfSigned
 
@@ -93,7 +93,7 @@ class OptionsTests(OptionsTestCase):
         options = self.parse()
         self.assertEqual(options["listen"], ["tcp:2121"])
         self.assertEqual(options["implicit"], ["tcp:9990"])
-        self.assertEqual(options["tls-required"], "all")
+        self.assertIs(options["tls-required"], TLSRequirement.ALL)
         self.assertEqual(options["session-reuse"], "required")
         self.assertIsNone(options["passive-ports"])
         self.assertIsNone(options["masquerade"])
@@ -167,7 +167,7 @@ class OptionsTests(OptionsTestCase):
         self.assertIsInstance(ports, PassivePortRange)
         self.assertEqual((ports.low, ports.high), (50000, 50010))
         self.assertEqual(options["masquerade"], "203.0.113.9")
-        self.assertEqual(options["tls-required"], "data")
+        self.assertIs(options["tls-required"], TLSRequirement.DATA)
         self.assertEqual(options["session-reuse"], "optional")
         self.assertEqual(options["idle-timeout"], 7.5)
         self.assertEqual(options["max-clients"], 5)
@@ -473,7 +473,7 @@ class MakeServiceTests(OptionsTestCase):
             for name in ("settings", "limits", "bans", "portal", "tls"):
                 self.assertIs(getattr(factory, name), getattr(first, name), name)
         settings = first.settings
-        self.assertEqual(settings.policy.tlsRequired, "control")
+        self.assertIs(settings.policy.tlsRequired, TLSRequirement.CONTROL)
         self.assertFalse(settings.requireResumption)
         self.assertEqual(settings.masquerade, "203.0.113.9")
         self.assertIs(settings.passivePorts, options["passive-ports"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from constantly import ValueConstant, Values
+
 from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, defaultFacts
 from txftps._session import Session
 from txftps.errors import FTPReplyError
@@ -44,16 +46,20 @@ AFTER_TRANSFER_COMMANDS = frozenset(
 )
 
 
-class TLSRequirement:
+class TLSRequirement(Values):
     """
-    The values of C{--tls-required}.
+    The values of C{--tls-required}: what must be protected by TLS.
+
+    @cvar NONE: nothing.
+    @cvar CONTROL: the control channel before C{USER}/C{PASS}.
+    @cvar DATA: the data connections of transfers (C{PROT P}).
+    @cvar ALL: both.
     """
 
-    NONE = "none"
-    CONTROL = "control"
-    DATA = "data"
-    ALL = "all"
-    values = (NONE, CONTROL, DATA, ALL)
+    NONE = ValueConstant("none")
+    CONTROL = ValueConstant("control")
+    DATA = ValueConstant("data")
+    ALL = ValueConstant("all")
 
 
 @dataclass(frozen=True)
@@ -65,17 +71,10 @@ class SessionPolicy:
     (L{txftps._commands}): the protocol passes the entry of the command it
     is about to run.
 
-    @ivar tlsRequired: one of L{TLSRequirement.values}.
+    @ivar tlsRequired: a L{TLSRequirement} constant.
     """
 
-    tlsRequired: str = TLSRequirement.ALL
-
-    def __post_init__(self) -> None:
-        if self.tlsRequired not in TLSRequirement.values:
-            raise ValueError(
-                f"tls-required must be one of {', '.join(TLSRequirement.values)},"
-                f" not {self.tlsRequired!r}"
-            )
+    tlsRequired: ValueConstant = TLSRequirement.ALL
 
     @property
     def controlRequired(self) -> bool:

@@ -122,7 +122,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["cert", None, None, "PEM certificate chain (leaf first)"],
         ["key", None, None, "PEM private key [default: --cert]"],
         ["data-dir", None, None, "Where generated material lives"],
-        ["tls-required", None, TLSRequirement.ALL, "none, control, data or all"],
+        ["tls-required", None, "all", "none, control, data or all"],
         ["passive-ports", None, None, "LOW-HIGH ports for PASV/EPSV listeners"],
         ["masquerade", None, None, "IPv4 address announced in PASV replies"],
         ["session-reuse", None, "required", "required or optional"],
@@ -272,10 +272,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         for name in ("root", "home"):
             if self[name] is not None and not os.path.isdir(self[name]):
                 raise usage.UsageError(f"--{name} {self[name]!r} is not a directory")
-        if self["tls-required"] not in TLSRequirement.values:
-            raise usage.UsageError(
-                f"--tls-required must be one of {', '.join(TLSRequirement.values)}"
-            )
+        try:
+            self["tls-required"] = TLSRequirement.lookupByValue(self["tls-required"])
+        except ValueError:
+            names = ", ".join(c.value for c in TLSRequirement.iterconstants())
+            raise usage.UsageError(f"--tls-required must be one of {names}")
         if self["session-reuse"] not in ("required", "optional"):
             raise usage.UsageError("--session-reuse must be required or optional")
         if self["upload-close-notify"] not in ("required", "optional"):
