@@ -21,6 +21,7 @@ checked), so timing does not tell which user names exist.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import bcrypt
@@ -196,15 +197,18 @@ class HtpasswdCheckerFactory:
     argStringFormat = "A path to an htpasswd file."
     credentialInterfaces = HtpasswdChecker.credentialInterfaces
 
-    def generateChecker(self, argstring: str) -> HtpasswdChecker:
-        from twisted.internet import reactor
+    def __init__(self, getReactor: Callable[[], Any]) -> None:
+        """
+        @param getReactor: returns the reactor the checkers run bcrypt with
+            (called when a checker is made; the twistd dropin, at the edge,
+            gives the global reactor).
+        """
+        self._getReactor = getReactor
 
+    def generateChecker(self, argstring: str) -> HtpasswdChecker:
         if not argstring:
             raise strcred.InvalidAuthArgumentString("htpasswd: needs a file path")
         try:
-            return HtpasswdChecker(argstring, reactor)
+            return HtpasswdChecker(argstring, self._getReactor())
         except HtpasswdError as e:
             raise strcred.InvalidAuthArgumentString(str(e))
-
-
-htpasswdCheckerFactory = HtpasswdCheckerFactory()

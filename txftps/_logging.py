@@ -110,7 +110,10 @@ LOG_FORMATS = ("text", "json")
 
 
 def observerFactory(
-    twistdOptions: Any, logFormat: str = "text", logLevel: str = "info"
+    twistdOptions: Any,
+    logFormat: str = "text",
+    logLevel: str = "info",
+    reactor: Any = None,
 ) -> Callable[[], ILogObserver]:
     """
     A log observer factory for twistd's C{logger} option: what twistd would
@@ -121,6 +124,8 @@ def observerFactory(
 
     @param logFormat: C{"text"} or C{"json"}.
     @param logLevel: a key of L{LOG_LEVELS}.
+    @param reactor: rotates the log file on C{SIGUSR1} (from the reactor
+        thread); without one, C{SIGUSR1} is left alone.
     """
 
     def make() -> ILogObserver:
@@ -129,12 +134,10 @@ def observerFactory(
             output: Any = sys.stdout
         else:
             output = logfile.LogFile.fromFullPath(path or "twistd.log")
-            if not signal.getsignal(signal.SIGUSR1):
+            if reactor is not None and not signal.getsignal(signal.SIGUSR1):
 
                 def rotate(signum: int, frame: Any) -> None:
-                    from twisted.internet import reactor
-
-                    reactor.callFromThread(output.rotate)  # type: ignore[attr-defined]
+                    reactor.callFromThread(output.rotate)
 
                 signal.signal(signal.SIGUSR1, rotate)
         if logFormat == "json":
@@ -177,7 +180,9 @@ def twistdObserver() -> ILogObserver:
     return (_installed[-1] if _installed else observerFactory({"nodaemon": True}))()
 
 
-def installObserver(twistdOptions: Any, logFormat: str = "text", logLevel: str = "info") -> bool:
+def installObserver(
+    twistdOptions: Any, logFormat: str = "text", logLevel: str = "info", reactor: Any = None
+) -> bool:
     """
     Make twistd log through L{observerFactory}, unless the operator chose a
     C{--logger} or C{--syslog}.
@@ -186,6 +191,6 @@ def installObserver(twistdOptions: Any, logFormat: str = "text", logLevel: str =
     """
     if twistdOptions.get("logger") or twistdOptions.get("syslog"):
         return False
-    _installed[:] = [observerFactory(twistdOptions, logFormat, logLevel)]
+    _installed[:] = [observerFactory(twistdOptions, logFormat, logLevel, reactor)]
     twistdOptions["logger"] = f"{__name__}.twistdObserver"
     return True

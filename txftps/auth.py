@@ -35,7 +35,6 @@ from txftps._htpasswd import (
     HtpasswdChecker,
     HtpasswdCheckerFactory,
     HtpasswdError,
-    htpasswdCheckerFactory,
     parseHtpasswd,
 )
 from txftps.storage import LocalShell
@@ -53,7 +52,6 @@ __all__ = [
     "IClientCertificate",
     "LoginBans",
     "UsernamePassword",
-    "htpasswdCheckerFactory",
     "normalizeChecker",
     "parseCertificateMap",
     "parseHtpasswd",

@@ -358,7 +358,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 self["server-files-moved"] = placeServerFiles(parent, served, dataDirectory)
             except OSError as e:
                 raise usage.UsageError(f"cannot use data directory {dataDirectory}: {e}")
-            if not installObserver(parent, self["log-format"], self["log-level"]) and (
+            if not installObserver(parent, self["log-format"], self["log-level"], reactor) and (
                 self["log-format"] != "text" or self["log-level"] != "info"
             ):
                 raise usage.UsageError(
