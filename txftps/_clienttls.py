@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL, crypto
@@ -85,13 +86,10 @@ class _Verification:
     """
     What one TLS connection's verification found.
 
-    @ivar protocol: the TLS protocol, to fail when the host name does not
-        match.
     @ivar error: why the certificate was refused, or C{None}.
     """
 
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
+    def __init__(self) -> None:
         self.error: str | None = None
 
 
@@ -134,10 +132,12 @@ class ClientTLS:
         # Load everything once now, so that a bad file is an error here.
         self.newContext()
 
-    def newContext(self) -> SSL.Context:
+    def newContext(self, verify: Callable[..., bool] | None = None) -> SSL.Context:
         """
         A new client context with these settings.
 
+        @param verify: the certificate verification callback (pyOpenSSL's
+            signature); by default one that applies these settings.
         @raise ValueError: a file cannot be loaded.
         """
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
@@ -156,7 +156,12 @@ class ClientTLS:
                 context.check_privatekey()
         except (SSL.Error, crypto.Error, OSError) as e:
             raise ValueError(f"cannot load TLS files: {_describe(e)}") from None
-        context.set_verify(SSL.VERIFY_PEER, self._verify)
+        if verify is None:
+
+            def verify(connection: SSL.Connection, *args: Any) -> bool:
+                return self.verify(_Verification(), *args)
+
+        context.set_verify(SSL.VERIFY_PEER, verify)
         return context
 
     def session(self, hostname: str) -> TLSSession:
@@ -180,10 +185,13 @@ class ClientTLS:
         """
         return not self.insecure and not (self.pin is not None and self.caFile is None)
 
-    def _verify(
-        self, connection: SSL.Connection, certificate: crypto.X509, errno: int, depth: int, ok: int
+    def verify(
+        self, state: _Verification, certificate: crypto.X509, errno: int, depth: int, ok: int
     ) -> bool:
-        state = connection.get_app_data()
+        """
+        Decide on one certificate of the server's chain (pyOpenSSL's verify
+        callback), recording why in C{state} when refused.
+        """
         if self.insecure:
             return True
         if self.pin is not None:
@@ -192,13 +200,12 @@ class ClientTLS:
 
                 der = certificate.to_cryptography().public_bytes(Encoding.DER)
                 if hashlib.sha256(der).digest() != self.pin:
-                    if isinstance(state, _Verification):
-                        state.error = "certificate does not match the pinned SHA-256 fingerprint"
+                    state.error = "certificate does not match the pinned SHA-256 fingerprint"
                     return False
             if self.caFile is None:
                 return True
         if not ok:
-            if isinstance(state, _Verification) and state.error is None:
+            if state.error is None:
                 reason = _VERIFY_ERRORS.get(errno, f"X.509 verification error {errno}")
                 state.error = f"certificate not trusted ({reason})"
             return False
@@ -219,17 +226,27 @@ class TLSSession:
     def __init__(self, settings: ClientTLS, hostname: str) -> None:
         self.settings = settings
         self.hostname = hostname
-        self.context = settings.newContext()
+        self._states: dict[SSL.Connection, _Verification] = {}
+        self.context = settings.newContext(self._verifyCallback)
         self.context.set_info_callback(self._infoCallback)
         self.control: SSL.Connection | None = None
-        self._states: list[_Verification] = []
+
+    def _state(self, connection: SSL.Connection) -> _Verification:
+        state = self._states.get(connection)
+        if state is None:
+            state = self._states[connection] = _Verification()
+        return state
+
+    def _verifyCallback(self, connection: SSL.Connection, *args: Any) -> bool:
+        return self.settings.verify(self._state(connection), *args)
 
     def _connection(self, tlsProtocol: Any) -> SSL.Connection:
         connection = SSL.Connection(self.context, None)
-        state = _Verification(tlsProtocol)
-        self._states.append(state)
-        del self._states[:-2]
-        connection.set_app_data(state)
+        # Keep the control connection's state and the newest data
+        # connection's, not one per transfer for ever.
+        for old in list(self._states)[1:-1]:
+            del self._states[old]
+        self._state(connection)
         if not _isAddress(self.hostname):
             connection.set_tlsext_host_name(self.hostname.encode("idna"))
         return connection
@@ -261,7 +278,7 @@ class TLSSession:
         """
         Why the last connection's certificate was refused, if it was.
         """
-        for state in reversed(self._states):
+        for state in reversed(list(self._states.values())):
             if state.error is not None:
                 return CertificateError(state.error)
         return None
@@ -269,18 +286,16 @@ class TLSSession:
     def _infoCallback(self, connection: SSL.Connection, where: int, ret: int) -> None:
         if not where & SSL.SSL_CB_HANDSHAKE_DONE or not self.settings.checksHostname:
             return
-        state = connection.get_app_data()
+        state = self._state(connection)
         try:
             if _isAddress(self.hostname):
                 verify_ip_address(connection, self.hostname)
             else:
                 verify_hostname(connection, self.hostname)
         except VerificationError:
-            if isinstance(state, _Verification):
-                state.error = (
-                    f"host name mismatch: the certificate is not valid for {self.hostname}"
-                )
-                state.protocol.failVerification(Failure(CertificateError(state.error)))
+            state.error = f"host name mismatch: the certificate is not valid for {self.hostname}"
+            # Twisted's TLS protocol is the connection's app data.
+            connection.get_app_data().failVerification(Failure(CertificateError(state.error)))
 
 
 @implementer(IOpenSSLClientConnectionCreator)
