@@ -513,3 +513,115 @@ class PassiveAddressTests(TestCase):
         self.assertEqual(passiveHost("0.0.0.0", "203.0.113.5"), "203.0.113.5")
         self.assertEqual(passiveHost("127.0.0.1", "127.0.0.1"), "127.0.0.1")
         self.assertEqual(passiveHost("8.8.8.8", "1.1.1.1"), "8.8.8.8")
+
+
+class VsftpdTests(TestCase):
+    """
+    The client against Debian's vsftpd with C{require_ssl_reuse=YES},
+    C{force_local_data_ssl=YES} and C{force_local_logins_ssl=YES}: the
+    server Python's ftplib cannot download from.
+    """
+
+    def setUp(self) -> None:
+        self.server = clientsupport.VsftpdServer().start()
+        self.addCleanup(self.server.stop)
+        self.payload = os.urandom(200_000)
+        support.writeFile(os.path.join(self.server.home, "file.bin"), self.payload)
+        self.url = (
+            f"ftp://{clientsupport.VSFTPD_USER}:{clientsupport.VSFTPD_PASSWORD}"
+            f"@127.0.0.1:{self.server.port}/"
+        )
+        self.tls = ClientTLS(caFile=self.server.ca.caFile)
+
+    def test_ftplibRefused(self) -> None:
+        """
+        The server really requires session reuse: plain C{ftplib.FTP_TLS}
+        (CPython gh-63699) gets 522 on a download.
+        """
+        import ftplib
+
+        ftp = ftplib.FTP_TLS(context=self.server.ca.clientContext(), timeout=10)
+        ftp.connect("127.0.0.1", self.server.port)
+        ftp.auth()
+        ftp.login(clientsupport.VSFTPD_USER, clientsupport.VSFTPD_PASSWORD)
+        ftp.prot_p()
+        with self.assertRaises(ftplib.error_perm) as caught:
+            ftp.retrbinary("RETR file.bin", lambda data: None)
+        self.assertTrue(str(caught.exception).startswith("522"), str(caught.exception))
+        ftp.close()
+
+    @inReactor
+    async def test_transfers(self) -> None:
+        """
+        Downloads (twice, each resuming the session), an upload, a resumed
+        download, and a LIST listing (vsftpd has no MLSD) parsed to entries.
+        """
+        client = await connect(reactor, self.url, self.tls)
+        self.addCleanup(
+            lambda: client.protocol.transport and client.protocol.transport.abortConnection()
+        )
+        self.assertNotIn("MLST", client.features)
+        for _ in range(2):
+            collector = Collector()
+            await client.retrieve("file.bin", collector)
+            self.assertEqual(bytes(collector.data), self.payload)
+        local = os.path.join(self.server.directory, "local.bin")
+        support.writeFile(local, self.payload[:5000])
+        await client.retrieveFile("file.bin", local, resume=True)
+        self.assertEqual(support.readFile(local), self.payload)
+        await client.storeFile(local, "copy.bin")
+        self.assertEqual(
+            support.readFile(os.path.join(self.server.home, "copy.bin")), self.payload
+        )
+        entries = {e.name: e for e in await client.list()}
+        self.assertEqual(entries["copy.bin"].size, len(self.payload))
+        self.assertEqual(entries["copy.bin"].type, "file")
+        await client.makeDirectory("dir")
+        entries = {e.name: e for e in await client.list()}
+        self.assertTrue(entries["dir"].isDirectory)
+        await client.quit()
+
+    @inReactor
+    async def test_active(self) -> None:
+        """
+        Active mode (PORT) against vsftpd: it connects to us, we are the TLS
+        client and resume the session.
+        """
+        client = await connect(reactor, self.url, self.tls, active=True)
+        collector = Collector()
+        await client.retrieve("file.bin", collector)
+        self.assertEqual(bytes(collector.data), self.payload)
+        await client.quit()
+        self.assertIn('"PORT ', self.server.log())
+
+
+class PyftpdlibTests(TestCase):
+    """
+    The client against pyftpdlib's C{TLS_FTPHandler} (TLS required on
+    control and data).
+    """
+
+    @inReactor
+    async def test_transfers(self) -> None:
+        """
+        MLSD listing, download, upload, resume and rename.
+        """
+        server = clientsupport.PyftpdlibServer().start()
+        self.addCleanup(server.stop)
+        payload = os.urandom(150_000)
+        support.writeFile(os.path.join(server.home, "file.bin"), payload)
+        client = await connect(
+            reactor,
+            f"ftp://alice:secret@127.0.0.1:{server.port}/",
+            ClientTLS(caFile=server.ca.caFile),
+        )
+        self.assertIn("MLST", client.features)
+        entries = await client.list()
+        self.assertEqual([(e.name, e.size) for e in entries], [("file.bin", len(payload))])
+        local = support.writeFile(os.path.join(server.directory, "l.bin"), payload[:777])
+        await client.retrieveFile("file.bin", local, resume=True)
+        self.assertEqual(support.readFile(local), payload)
+        await client.storeFile(local, "up.bin")
+        await client.rename("up.bin", "renamed.bin")
+        self.assertEqual(support.readFile(os.path.join(server.home, "renamed.bin")), payload)
+        await client.quit()
