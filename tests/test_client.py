@@ -222,6 +222,42 @@ class TwistdClientTests(TestCase):
         self.assertEqual((await client.quote("NOOP")).code, 200)
 
     @inReactor
+    async def test_resumableAfterFailedTransfers(self) -> None:
+        """
+        A data connection that dies in its handshake (a listing of a missing
+        directory: the server's 550 comes first and the client drops the
+        connection) leaves the control session resumable: the next transfer
+        is still accepted by a server that requires session reuse. (Sharing
+        the control connection's C{SSL_SESSION} with data connections made
+        this fail about every other time.)
+        """
+        for _ in range(8):
+            client = await self.login()
+            with self.assertRaises(FTPCommandError):
+                await client.list("no-such-directory")
+            collector = Collector()
+            await client.retrieve("file.bin", collector)
+            self.assertEqual(bytes(collector.data), self.payload)
+            await client.quit()
+
+    @inReactor
+    async def test_copySession(self) -> None:
+        """
+        L{copySession} (built on pyOpenSSL's private bindings) still works:
+        the copy of the control session is another C{SSL_SESSION} that a new
+        connection of the same context accepts.
+        """
+        from txftps._clienttls import copySession
+
+        client = await self.login()
+        original = client.session.currentSession()
+        assert original is not None
+        copy = copySession(original)
+        self.assertIsNot(copy._session, original._session)
+        SSL.Connection(client.session.context, None).set_session(copy)
+        await client.quit()
+
+    @inReactor
     async def test_resume(self) -> None:
         """
         C{retrieveFile(resume=True)} asks only for the missing bytes (REST)
@@ -429,8 +465,9 @@ class TrustTests(TestCase):
         await client.retrieve("f.txt", collector)
         self.assertEqual(bytes(collector.data), b"for certificate holders")
         await client.quit()
-        with self.assertRaises(Exception):
+        with self.assertRaises(api.FTPClientError) as caught:
             await connect(reactor, url, ClientTLS(caFile=pki.caFile), replyTimeout=10)
+        self.assertNotIsInstance(caught.exception, CertificateError)
 
     def test_badFiles(self) -> None:
         """

@@ -265,7 +265,7 @@ class Command:
     async def do_ls(self) -> None:
         url = FTPURL.fromString(self.arguments.url)
         client = await self.open(url)
-        for entry in await client.list(url.path):
+        for entry in sorted(await client.list(url.path), key=lambda entry: entry.name):
             kind = {"dir": "d", "file": "-", "link": "l"}.get(entry.type, "?")
             size = "" if entry.size is None else str(entry.size)
             when = entry.modified.strftime("%Y-%m-%d %H:%M") if entry.modified else ""

@@ -183,20 +183,27 @@ class DataProtocol(Protocol):
         self._timer: IDelayedCall | None = None
         self._error: Exception | None = None
         self._sending: Deferred[None] | None = None
+        self._allSent = False
+        self._lost = False
 
     def connectionMade(self) -> None:
         self._restartTimer()
         if self.consumer is not None:
             self.consumer.registerProducer(_ReadingProducer(self), True)
-        if self.producer is not None:
+
+    def handshakeCompleted(self) -> None:
+        """
+        Start sending an upload only once TLS is up: Twisted's TLS layer
+        aborts (instead of closing cleanly) a connection closed before its
+        handshake finished, which an empty upload would otherwise do.
+        """
+        if self.producer is not None and self._sending is None and not self._allSent:
             self._sending = self.producer.startProducing(_CountingConsumer(self))
             self._sending.addCallbacks(self._sent, self._sendFailed)
 
-    def handshakeCompleted(self) -> None:
-        pass
-
     def _sent(self, _: object) -> None:
         self._sending = None
+        self._allSent = True
         assert self.transport is not None
         self.transport.loseConnection()
 
@@ -236,10 +243,11 @@ class DataProtocol(Protocol):
         """
         Close the connection at once (no close_notify).
         """
-        if self.transport is not None:
+        if self.transport is not None and not self._lost:
             cast(Any, self.transport).abortConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -253,7 +261,10 @@ class DataProtocol(Protocol):
             self.done.errback(self._error)
         elif (error := self.session.verificationError()) is not None:
             self.done.errback(error)
-        elif reason.check(ConnectionDone):
+        elif reason.check(ConnectionDone) or self._allSent:
+            # An upload is complete once all of it went out followed by our
+            # close_notify; whether the server answers with its own before
+            # closing does not matter: its final reply says if it got all.
             self.done.callback(self.count)
         else:
             self.done.errback(

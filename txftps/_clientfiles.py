@@ -60,10 +60,16 @@ def retrieveFile(
             if offset == remoteSize:
                 os.replace(partial, localPath)
                 return 0
-        with open(partial, "ab" if offset else "wb") as f:
-            count = await client.retrieve(path, FileConsumer(f), offset, onProgress)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(partial, "ab" if offset else "wb") as f:
+                count = await client.retrieve(path, FileConsumer(f), offset, onProgress)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            # Keep received bytes for a later resume, but no empty file.
+            if os.path.exists(partial) and os.path.getsize(partial) == 0:
+                os.unlink(partial)
+            raise
         os.replace(partial, localPath)
         return count
 
