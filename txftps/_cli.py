@@ -194,6 +194,10 @@ class Progress:
             return lambda size: None
         from tqdm import tqdm  # type: ignore[import-untyped]
 
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
         self._bar = tqdm(
             total=total,
             initial=initial,
@@ -202,7 +206,11 @@ class Progress:
             unit_scale=True,
             unit_divisor=1024,
             file=self.stream,
-            dynamic_ncols=True,
+            # A terminal that reports no size (a bare pty) gets 80x24:
+            # tqdm would hide a bar on a screen of zero rows.
+            dynamic_ncols=columns > 0,
+            ncols=None if columns > 0 else 80,
+            nrows=None if columns > 0 else 24,
             leave=True,
         )
         return self._bar.update  # type: ignore[no-any-return]
