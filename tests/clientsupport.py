@@ -26,7 +26,7 @@ import sys
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
-home, cert, key, implicit = sys.argv[1:5]
+home, cert, key, mode = sys.argv[1:5]
 authorizer = DummyAuthorizer()
 authorizer.add_user("alice", "secret", home, perm="elradfmwMT")
 class Handler(TLS_FTPHandler):
@@ -35,6 +35,10 @@ class Handler(TLS_FTPHandler):
     tls_control_required = True
     tls_data_required = True
 Handler.authorizer = authorizer
+if mode == "nat-no-epsv":
+    # An old server behind NAT: no EPSV, PASV announces an inside address.
+    Handler.proto_cmds = {k: v for k, v in Handler.proto_cmds.items() if k != "EPSV"}
+    Handler.masquerade_address = "10.255.0.1"
 server = FTPServer(("127.0.0.1", 0), Handler)
 print("PORT", server.address[1], flush=True)
 server.serve_forever()
@@ -47,7 +51,8 @@ class PyftpdlibServer:
     data) in a subprocess, user C{alice}/C{secret}, home L{home}.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "plain") -> None:
+        self.mode = mode
         self.directory = tempfile.mkdtemp(prefix="txftps-pyftpdlib-")
         self.home = os.path.join(self.directory, "home")
         os.mkdir(self.home)
@@ -64,7 +69,7 @@ class PyftpdlibServer:
                 self.home,
                 self.ca.certFile,
                 self.ca.keyFile,
-                "0",
+                self.mode,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

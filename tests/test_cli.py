@@ -418,6 +418,29 @@ class ErrorTests(CLITestCase):
             result.stderr,
         )
 
+    def test_timeout(self) -> None:
+        """
+        C{--timeout}: a server that accepts and never answers fails the
+        command after that many seconds, naming what it waited for.
+        """
+        import socket
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        port = listener.getsockname()[1]
+        line = errorLine(
+            self.run_("ls", "--timeout", "1", "--insecure", f"ftp://127.0.0.1:{port}/")
+        )
+        self.assertEqual(line, "txftps: error: no reply to (greeting) within 1 seconds")
+
+    def test_keyWithoutCert(self) -> None:
+        """
+        C{--key} without C{--cert} is a usage error.
+        """
+        result = self.run_("ls", "--key", self.ca, self.url())
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(errorLine(result), "txftps: error: --key needs --cert")
+
     def test_usage(self) -> None:
         """
         A bad command line: one error line, status 2.
@@ -525,3 +548,39 @@ class OtherServersCLITests(TestCase):
             f"ftp://alice:secret@127.0.0.1:{twistd.explicitPort}/",
         )
         self.assertIn("neither server supports SSCN or CPSV", errorLine(result))
+
+
+class FXPPlanTests(TestCase):
+    """
+    Which server of an FXP copy is the TLS client on the data connection
+    (the copy itself is tested once a server supports SSCN or CPSV).
+    """
+
+    def test_roles(self) -> None:
+        """
+        CPSV on the source makes it the passive side; otherwise SSCN on
+        either side makes that side the active one with C{SSCN ON}; CPSV on
+        the destination comes last; neither raises L{UnsupportedFeature}.
+        """
+        from txftps._clientfxp import _plan
+        from txftps.client import UnsupportedFeature
+
+        class Side:
+            def __init__(self, *features: str) -> None:
+                self.features = dict.fromkeys(features, "")
+
+        def roles(source: Side, destination: Side) -> tuple[object, ...]:
+            passive, command, active, sscn = _plan(source, destination)  # type: ignore[arg-type]
+            names = {id(source): "source", id(destination): "destination", id(None): None}
+            return names[id(passive)], command, names[id(active)], names[id(sscn)]
+
+        self.assertEqual(
+            roles(Side("CPSV", "SSCN"), Side("SSCN")), ("source", "CPSV", "destination", None)
+        )
+        self.assertEqual(
+            roles(Side(), Side("SSCN")), ("source", "PASV", "destination", "destination")
+        )
+        self.assertEqual(roles(Side("SSCN"), Side()), ("destination", "PASV", "source", "source"))
+        self.assertEqual(roles(Side(), Side("CPSV")), ("destination", "CPSV", "source", None))
+        with self.assertRaises(UnsupportedFeature):
+            _plan(Side("EPSV"), Side("EPSV"))  # type: ignore[arg-type]

@@ -662,3 +662,28 @@ class PyftpdlibTests(TestCase):
         await client.rename("up.bin", "renamed.bin")
         self.assertEqual(support.readFile(os.path.join(server.home, "renamed.bin")), payload)
         await client.quit()
+
+    @inReactor
+    async def test_pasvFallbackBehindNAT(self) -> None:
+        """
+        A server without EPSV whose PASV replies announce a private address
+        (10.255.0.1, as behind NAT): the client falls back to PASV and
+        connects to the control connection's address instead.
+        """
+        server = clientsupport.PyftpdlibServer("nat-no-epsv").start()
+        self.addCleanup(server.stop)
+        support.writeFile(os.path.join(server.home, "file.bin"), b"through NAT")
+        client = await connect(
+            reactor,
+            f"ftp://alice:secret@127.0.0.1:{server.port}/",
+            ClientTLS(caFile=server.ca.caFile),
+        )
+        self.assertNotIn("EPSV", client.features)
+        with self.assertRaises(FTPCommandError):
+            await client.quote("EPSV")
+        for _ in range(2):
+            collector = Collector()
+            await client.retrieve("file.bin", collector)
+            self.assertEqual(bytes(collector.data), b"through NAT")
+        self.assertIs(client._epsv, False)
+        await client.quit()
