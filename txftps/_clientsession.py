@@ -18,7 +18,6 @@ from typing import IO, Any, TypeVar
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.internet.interfaces import IConsumer, IListeningPort, IProducer
 from twisted.logger import Logger
-from twisted.protocols.basic import FileSender
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
@@ -83,18 +82,17 @@ class FileConsumer:
         self.file.write(data)
 
 
-class _BigChunkSender(FileSender):
-    CHUNK_SIZE = 2**16
-
-
 @implementer(IBodyProducer)
 class FileProducer:
     """
     An C{IBodyProducer} that sends an open binary file from its current
-    position to its end.
+    position to its end, as a streaming producer: it writes until the
+    transport pauses it (its buffer is full) and goes on when resumed.
 
     @ivar length: the bytes left to send, or C{UNKNOWN_LENGTH}.
     """
+
+    chunkSize = 2**16
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
@@ -102,27 +100,57 @@ class FileProducer:
             self.length: int | object = os.fstat(file.fileno()).st_size - file.tell()
         except (OSError, ValueError, AttributeError):
             self.length = UNKNOWN_LENGTH
-        self._sender: FileSender | None = None
+        self._consumer: IConsumer | None = None
+        self._finished: Deferred[None] | None = None
+        self._paused = False
+        self._writing = False
 
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        self._sender = _BigChunkSender()
-        d: Deferred[Any] = self._sender.beginFileTransfer(  # type: ignore[no-untyped-call]
-            self.file, consumer
-        )
-        return d.addCallback(lambda _: None)
+        self._consumer = consumer
+        finished: Deferred[None] = Deferred()
+        self._finished = finished
+        consumer.registerProducer(self, True)
+        self.resumeProducing()
+        return finished
 
     def pauseProducing(self) -> None:
-        pass
+        self._paused = True
 
     def resumeProducing(self) -> None:
-        pass
+        self._paused = False
+        if self._writing:
+            # Resumed from inside our own write: the loop below goes on.
+            return
+        self._writing = True
+        try:
+            while not self._paused and self._finished is not None:
+                try:
+                    chunk = self.file.read(self.chunkSize)
+                except OSError as e:
+                    self._end(e)
+                    return
+                if not chunk:
+                    self._end(None)
+                    return
+                assert self._consumer is not None
+                self._consumer.write(chunk)
+        finally:
+            self._writing = False
 
     def stopProducing(self) -> None:
-        if self._sender is not None and self._sender.deferred is not None:
-            try:
-                self._sender.stopProducing()
-            except Exception:
-                pass
+        finished, self._finished = self._finished, None
+        if finished is not None:
+            finished.errback(CancelledError("the upload was stopped"))
+
+    def _end(self, error: Exception | None) -> None:
+        finished, self._finished = self._finished, None
+        if self._consumer is not None:
+            self._consumer.unregisterProducer()
+        if finished is not None:
+            if error is None:
+                finished.callback(None)
+            else:
+                finished.errback(error)
 
 
 class FTPSClient:
