@@ -91,7 +91,6 @@ class PyftpdlibServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-VSFTPD_USER = "txftpsvs"
 VSFTPD_PASSWORD = "vs-secret-42"
 
 
@@ -99,12 +98,16 @@ class VsftpdServer:
     """
     Debian's vsftpd as root on a loopback port: explicit FTPS with
     C{ssl_enable=YES}, C{require_ssl_reuse=YES}, C{force_local_data_ssl=YES},
-    C{force_local_logins_ssl=YES}; a local user L{VSFTPD_USER} (made with
-    C{useradd}, removed afterwards) whose home is L{home}.
+    C{force_local_logins_ssl=YES}; a local user L{user} with password
+    L{VSFTPD_PASSWORD} (made with C{useradd}, removed afterwards; a name of
+    its own, so that tests running in parallel do not share it) whose home is
+    L{home}.
     """
 
     def __init__(self) -> None:
         self.binary = support.requirePackagedProgram("vsftpd", "vsftpd")
+        self.user = "txvs" + os.urandom(4).hex()
+        self.password = VSFTPD_PASSWORD
         if os.geteuid() != 0:
             raise AssertionError("the vsftpd tests start vsftpd and create a user: they need root")
         self.directory = tempfile.mkdtemp(prefix="txftps-vsftpd-")
@@ -120,15 +123,14 @@ class VsftpdServer:
     def _makeUser(self) -> None:
         useradd = support.requirePackagedProgram("useradd", "passwd")
         chpasswd = support.requirePackagedProgram("chpasswd", "passwd")
-        subprocess.run(["userdel", "-r", VSFTPD_USER], capture_output=True)
         made = subprocess.run(
-            [useradd, "-m", "-d", self.home, "-s", "/bin/sh", VSFTPD_USER], capture_output=True
+            [useradd, "-m", "-d", self.home, "-s", "/bin/sh", self.user], capture_output=True
         )
         if made.returncode != 0:
             raise AssertionError(f"useradd failed: {made.stderr!r}")
         self._userMade = True
         result = subprocess.run(
-            [chpasswd], input=f"{VSFTPD_USER}:{VSFTPD_PASSWORD}\n".encode(), capture_output=True
+            [chpasswd], input=f"{self.user}:{VSFTPD_PASSWORD}\n".encode(), capture_output=True
         )
         if result.returncode != 0:
             raise AssertionError(f"chpasswd failed: {result.stderr!r}")
@@ -203,8 +205,17 @@ class VsftpdServer:
                 self.process.kill()
                 self.process.wait()
         if self._userMade:
-            subprocess.run(["pkill", "-u", VSFTPD_USER], capture_output=True)
-            subprocess.run(["userdel", "-r", VSFTPD_USER], capture_output=True)
+            # vsftpd's per-session processes run as the user: end them first.
+            subprocess.run(["pkill", "-KILL", "-u", self.user], capture_output=True)
+            support.waitUntil(
+                lambda: (
+                    subprocess.run(["pgrep", "-u", self.user], capture_output=True).returncode != 0
+                ),
+                10,
+            )
+            removed = subprocess.run(["userdel", "-f", "-r", self.user], capture_output=True)
+            if removed.returncode not in (0, 12):
+                raise AssertionError(f"userdel {self.user} failed: {removed.stderr!r}")
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -522,8 +522,8 @@ class OtherServersCLITests(TestCase):
         self.addCleanup(server.stop)
         payload = os.urandom(100_000)
         local = support.writeFile(os.path.join(server.directory, "in.bin"), payload)
-        url = f"ftp://{clientsupport.VSFTPD_USER}@127.0.0.1:{server.port}/"
-        env = dict(os.environ, TXFTPS_PASSWORD=clientsupport.VSFTPD_PASSWORD)
+        url = f"ftp://{server.user}@127.0.0.1:{server.port}/"
+        env = dict(os.environ, TXFTPS_PASSWORD=server.password)
         result = runTxftps("put", "--ca", server.ca.caFile, local, url, env=env)
         self.assertEqual(result.returncode, 0, result.stderr)
         result = runTxftps("get", "--ca", server.ca.caFile, url + "in.bin", "-", env=env)

@@ -564,10 +564,7 @@ class VsftpdTests(TestCase):
         self.addCleanup(self.server.stop)
         self.payload = os.urandom(200_000)
         support.writeFile(os.path.join(self.server.home, "file.bin"), self.payload)
-        self.url = (
-            f"ftp://{clientsupport.VSFTPD_USER}:{clientsupport.VSFTPD_PASSWORD}"
-            f"@127.0.0.1:{self.server.port}/"
-        )
+        self.url = f"ftp://{self.server.user}:{self.server.password}@127.0.0.1:{self.server.port}/"
         self.tls = ClientTLS(caFile=self.server.ca.caFile)
 
     def test_ftplibRefused(self) -> None:
@@ -580,7 +577,7 @@ class VsftpdTests(TestCase):
         ftp = ftplib.FTP_TLS(context=self.server.ca.clientContext(), timeout=10)
         ftp.connect("127.0.0.1", self.server.port)
         ftp.auth()
-        ftp.login(clientsupport.VSFTPD_USER, clientsupport.VSFTPD_PASSWORD)
+        ftp.login(self.server.user, self.server.password)
         ftp.prot_p()
         with self.assertRaises(ftplib.error_perm) as caught:
             ftp.retrbinary("RETR file.bin", lambda data: None)
