@@ -285,6 +285,9 @@ class TruncatingServer:
                 # No unwrap(): the TCP connection ends without close_notify.
                 secured.close()
                 control.sendall(b"226 Transfer complete\r\n")
+            elif verb == "RETR":
+                # After PORT: promise the data and never connect.
+                control.sendall(b"150 connecting (not really)\r\n")
             elif verb == "QUIT":
                 control.sendall(b"221 bye\r\n")
                 return

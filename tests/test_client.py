@@ -506,6 +506,29 @@ class TruncationTests(TestCase):
         client.protocol.transport.abortConnection()  # type: ignore[union-attr]
 
     @inReactor
+    async def test_activeNeverConnects(self) -> None:
+        """
+        In active mode, a server that answers 150 and never connects fails
+        the transfer with L{FTPTimeoutError} after the stall timeout.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        ca = support.ThrowawayCA(directory)
+        server = clientsupport.TruncatingServer(ca)
+        self.addCleanup(server.stop)
+        client = await connect(
+            reactor,
+            f"ftps://127.0.0.1:{server.port}/",
+            ClientTLS(caFile=ca.caFile),
+            active=True,
+            stallTimeout=0.5,
+        )
+        self.addCleanup(client.protocol.transport.abortConnection)  # type: ignore[union-attr]
+        with self.assertRaises(FTPTimeoutError) as caught:
+            await client.retrieve("x.bin", Collector())
+        self.assertIn("did not open the data connection", str(caught.exception))
+
+    @inReactor
     async def test_replyTimeout(self) -> None:
         """
         A server that accepts and never says anything fails the connection

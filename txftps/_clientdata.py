@@ -232,8 +232,25 @@ class DataProtocol(Protocol):
             return
         self._timer = self.reactor.callLater(self.stallTimeout, self._stalled)
 
+    def expectConnection(self) -> None:
+        """
+        Start the stall timer before the connection exists (active mode):
+        a server that never connects fails the transfer after the stall
+        timeout instead of leaving it waiting for ever.
+        """
+        self._restartTimer()
+
     def _stalled(self) -> None:
         self._timer = None
+        if self.transport is None:
+            if not self.done.called:
+                self.done.errback(
+                    FTPTimeoutError(
+                        f"the server did not open the data connection within"
+                        f" {self.stallTimeout:g} seconds"
+                    )
+                )
+            return
         self._error = FTPTimeoutError(
             f"the data connection stalled for {self.stallTimeout:g} seconds"
         )

@@ -439,6 +439,7 @@ class FTPSClient:
             port = listenActive(
                 self.reactor, self.localHost, self.peerHost, self.session, protocol
             )
+            protocol.expectConnection()
             address: Any = port.getHost()
             try:
                 if ":" in self.localHost:
