@@ -174,6 +174,26 @@ class TwistdClientTests(TestCase):
         self.assertEqual(bytes(collector.data), self.payload)
 
     @inReactor
+    async def test_endpoint(self) -> None:
+        """
+        C{connectEndpoint} runs over any client stream endpoint (implicit TLS
+        here), checking the certificate against the host name it is given.
+        """
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.server.implicitPort)
+        client = await api.connectEndpoint(
+            reactor, endpoint, "localhost", implicit=True, tls=self.tls
+        )
+        collector = Collector()
+        await client.retrieve("file.bin", collector)
+        self.assertEqual(bytes(collector.data), self.payload)
+        await client.quit()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.server.explicitPort)
+        with self.assertRaises(CertificateError):
+            await api.connectEndpoint(reactor, endpoint, "ftp.example.org", tls=self.tls)
+
+    @inReactor
     async def test_uploadAndFileCommands(self) -> None:
         """
         Upload from a file, then SIZE, MDTM, MFMT, MKD, CWD, PWD, RNFR/RNTO,
