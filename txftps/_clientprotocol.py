@@ -186,27 +186,28 @@ class FTPControlProtocol(LineReceiver):
         self.sendLine(line.encode("utf-8"))
         return pending.deferred
 
-    def armReplyTimeout(self) -> None:
+    def armReplyTimeout(self, timeout: float | None = None) -> None:
         """
-        Start waiting (with the reply timeout) for the final reply of the
-        oldest command, e.g. once its data connection has closed.
+        Start waiting for the final reply of the oldest command, e.g. once
+        its data connection has closed.
+
+        @param timeout: seconds, instead of the reply timeout.
         """
         if self._pending:
-            self._armTimer(self._pending[0])
+            self._armTimer(self._pending[0], timeout)
 
     def sendLine(self, line: bytes) -> None:
         assert self.transport is not None
         self.transport.write(line + b"\r\n")
 
-    def _armTimer(self, pending: _Pending) -> None:
+    def _armTimer(self, pending: _Pending, timeout: float | None = None) -> None:
         pending.stopTimer()
-        pending.timer = self.reactor.callLater(self.replyTimeout, self._timedOut, pending)
+        seconds = self.replyTimeout if timeout is None else timeout
+        pending.timer = self.reactor.callLater(seconds, self._timedOut, pending, seconds)
 
-    def _timedOut(self, pending: _Pending) -> None:
+    def _timedOut(self, pending: _Pending, seconds: float) -> None:
         pending.timer = None
-        self._fail(
-            FTPTimeoutError(f"no reply to {pending.command} within {self.replyTimeout:g} seconds")
-        )
+        self._fail(FTPTimeoutError(f"no reply to {pending.command} within {seconds:g} seconds"))
 
     def _fail(self, error: Exception) -> None:
         self._failAll(Failure(error))

@@ -503,7 +503,9 @@ class FTPSClient:
             except BaseException as dataError:
                 if isinstance(dataError, CancelledError):
                     raise
-                self.protocol.armReplyTimeout()
+                # The transfer failed already: wait for the server's word on
+                # it no longer than for the data.
+                self.protocol.armReplyTimeout(min(self.stallTimeout, self.protocol.replyTimeout))
                 try:
                     await final
                 except FTPCommandError as replyError:
