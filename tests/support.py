@@ -126,10 +126,15 @@ class ThrowawayCA:
     @ivar keyFile: the server's private key.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, extraNames: tuple[str, ...] = ()) -> None:
+        """
+        @param extraNames: host names or addresses the server certificate
+            names besides 127.0.0.1, localhost and ::1 (a balancer's
+            address, say).
+        """
         self.directory = directory
         self.ca = trustme.CA()
-        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1")
+        self.server = self.ca.issue_cert("127.0.0.1", "localhost", "::1", *extraNames)
         self.caFile = os.path.join(directory, "ca.pem")
         self.certFile = os.path.join(directory, "server-chain.pem")
         self.keyFile = os.path.join(directory, "server-key.pem")
@@ -165,6 +170,9 @@ def twistdCommand(directory: str, implicit: str, *options: str) -> list[str]:
         "tcp:0:interface=127.0.0.1",
         "--implicit",
         implicit,
+        # Tests read the per-command lines, which are logged at debug.
+        "--log-level",
+        "debug",
         *options,
         "--data-dir",
         os.path.join(directory, "data"),
@@ -200,7 +208,12 @@ class TwistdServer:
         users: dict[str, str] | None = None,
         anonymous: bool = True,
         implicit: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
+        """
+        @param host: the loopback address both endpoints listen on.
+        """
+        self.host = host
         self.directory = tempfile.mkdtemp(prefix="txftps-test-")
         self.root = os.path.join(self.directory, "root")
         self.home = os.path.join(self.directory, "home")
@@ -210,7 +223,7 @@ class TwistdServer:
         self.logFile = os.path.join(self.directory, "twistd.log")
         args = twistdCommand(
             self.directory,
-            "tcp:0:interface=127.0.0.1" if implicit else "none",
+            f"tcp:0:interface={host}" if implicit else "none",
             "--root",
             self.root,
             "--home",
@@ -220,6 +233,8 @@ class TwistdServer:
             "--key",
             self.ca.keyFile,
         )
+        if host != "127.0.0.1":
+            args[args.index("tcp:0:interface=127.0.0.1")] = f"tcp:0:interface={host}"
         for name, password in (users or {}).items():
             args += ["--auth", f"memory:{name}:{password}"]
         if users and anonymous:
@@ -261,6 +276,16 @@ class TwistdServer:
             return f.read().decode("utf-8", "replace")
 
     def stop(self) -> None:
+        self.stopProcess()
+        if hasattr(self, "_log"):
+            self._log.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def stopProcess(self) -> None:
+        """
+        Stop the server with SIGTERM (a kill after 10 s) and keep its files
+        and log.
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -268,9 +293,6 @@ class TwistdServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if hasattr(self, "_log"):
-            self._log.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
     def userHome(self, name: str) -> str:
         return os.path.join(self.home, name)
@@ -560,8 +582,15 @@ class ControlConnection:
         source: str | None = None,
         context: ssl.SSLContext | None = None,
         timeout: float = 5.0,
+        preamble: bytes = b"",
     ) -> None:
+        """
+        Connect (from C{source} if given), send C{preamble} if any (a PROXY
+        header, say), start TLS when C{implicit}, and read the greeting.
+        """
         self.server = server
+        if host == LOOPBACK:
+            host = server.host
         self.host = host
         self.context = context if context is not None else server.ca.clientContext()
         if port is None:
@@ -572,6 +601,8 @@ class ControlConnection:
         self.sock: socket.socket = self.raw
         self.buffer = b""
         self.protected = False
+        if preamble:
+            self.raw.sendall(preamble)
         if implicit:
             self.sock = self.context.wrap_socket(self.raw, server_hostname=LOOPBACK)
             self.protected = True
@@ -1320,3 +1351,31 @@ def requirePackagedProgram(name: str, package: str) -> str:
             f"{name} is not installed; .ci/run installs it (apt-get install -y {package})"
         )
     return path
+
+
+def netkitFtp(
+    server: TwistdServer, script: str, user: str, password: str, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run Debian's netkit C{ftp-ssl} (explicit FTPS required with
+    C{-z secure}, the certificate verified with the throwaway CA, passive
+    mode) logged in as C{user}, then the commands of C{script} (one per
+    line) from its standard input.
+    """
+    binary = requirePackagedProgram("ftp-ssl", "ftp-ssl")
+    command = [
+        binary,
+        "-n",
+        "-v",
+        "-p",
+        "-z",
+        "secure",
+        "-z",
+        "verify=1",
+        "-z",
+        f"cacert={server.ca.caFile}",
+        LOOPBACK,
+        str(server.explicitPort),
+    ]
+    full = f"user {user} {password}\nbinary\n{script}\nquit\n"
+    return subprocess.run(command, input=full.encode(), capture_output=True, timeout=timeout)

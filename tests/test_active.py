@@ -28,7 +28,7 @@ from twisted.trial import unittest
 
 from tests import support
 from tests.test_interop import randomBytes, readFile, writeFile
-from txftps.datachannel import DataChannel
+from txftps._datachannel import DataChannel
 from txftps.errors import FTPReplyError
 
 USER = "alice"

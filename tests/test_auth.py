@@ -450,6 +450,25 @@ class LoginBansTests(SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertFalse(self.bans.isBanned("192.0.2.1"))
 
+    def test_refusesConnectionsOnlyWhenBanned(self) -> None:
+        """
+        New connections are refused only under a real ban, for C{banTime}
+        seconds: N-1 failures with a check still running hold back further
+        checks but do not turn a second connection away.
+        """
+        for _ in range(2):
+            self.bans.failed("192.0.2.1", checked=False)
+        self.bans.checking("192.0.2.1")
+        self.assertTrue(self.bans.isBanned("192.0.2.1"))
+        self.assertFalse(self.bans.refusesConnections("192.0.2.1"))
+        self.bans.failed("192.0.2.1")
+        self.assertTrue(self.bans.refusesConnections("192.0.2.1"))
+        self.assertFalse(self.bans.refusesConnections("192.0.2.2"))
+        self.clock.advance(59.9)
+        self.assertTrue(self.bans.refusesConnections("192.0.2.1"))
+        self.clock.advance(0.1)
+        self.assertFalse(self.bans.refusesConnections("192.0.2.1"))
+
     def test_countStartsAfresh(self) -> None:
         """
         After a ban expires, it takes N new failures to ban again.

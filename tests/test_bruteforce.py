@@ -12,6 +12,8 @@ loopback address, 127.0.0.2, plays the other client.
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import statistics
 import subprocess
 import threading
@@ -25,7 +27,7 @@ from tests import support
 
 PASSWORD = "right-pw"
 
-#: The failed-login delay of L{txftps.settings.ServerSettings}, and how far
+#: The failed-login delay of L{txftps._settings.ServerSettings}, and how far
 #: a measurement may stray from it on a loaded machine.
 DELAY = 1.0
 SLACK = 0.6
@@ -199,13 +201,15 @@ class BanTests(ServerTestCase):
     def test_banAfterFailures(self) -> None:
         """
         SECURITY 18: after 4 failures from 127.0.0.1 over two connections,
-        the right password from 127.0.0.1 gets 530 after the usual delay, on
-        the explicit and the implicit port alike, and is not evaluated (the
-        checker never ran: no reload, no login), while
-        127.0.0.2 logs in; once the ban time has passed, 127.0.0.1 logs in
-        again.
+        127.0.0.1 is refused at the door: on the explicit port a C{421} and a
+        close right after accept, on the implicit port a close before any TLS
+        handshake. A session of 127.0.0.1 opened before the ban gets C{530}
+        for the right password after the usual delay, and the password is not
+        evaluated (no reload, no login). 127.0.0.2 logs in meanwhile; once the
+        ban time has passed, 127.0.0.1 logs in again.
         """
         first, second = self.control(), self.control()
+        openBefore = self.control()
         for _ in range(2):
             started = time.monotonic()
             results = inParallel(lambda: self.failLogin(first), lambda: self.failLogin(second))
@@ -217,22 +221,25 @@ class BanTests(ServerTestCase):
         support.rewriteFile(self.path, content + support.bcryptLine("zed", "zed-pw", 5) + b"\n")
         self.log.mark()
 
-        def bannedAttempt(implicit: bool) -> tuple[int, bytes, float]:
-            control = support.ControlConnection(self.server, implicit=implicit, timeout=10)
-            self.addCleanup(control.close)
-            if not implicit:
-                control.auth()
-            control.expect("USER alice", 331)
-            return support.timedCommand(control, f"PASS {PASSWORD}")
+        explicit = socket.create_connection((support.LOOPBACK, self.server.explicitPort), 10)
+        self.addCleanup(explicit.close)
+        received, closed = support.readUntilClosed(explicit, 10)
+        self.assertTrue(closed, f"the banned explicit connection stayed open: {received!r}")
+        self.assertTrue(received.startswith(b"421 "), received)
+        self.assertEqual(received.count(b"\r\n"), 1, received)
 
-        for implicit, (code, _, seconds) in zip(
-            (False, True),
-            inParallel(lambda: bannedAttempt(False), lambda: bannedAttempt(True)),
-            strict=True,
-        ):
-            what = "implicit" if implicit else "explicit"
-            self.assertEqual(code, 530, what + self.serverLog())
-            self.assertDelayed(seconds, f"banned login ({what})")
+        implicit = socket.create_connection((support.LOOPBACK, self.server.implicitPort), 10)
+        self.addCleanup(implicit.close)
+        context = self.server.ca.clientContext()
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            context.wrap_socket(implicit, server_hostname=support.LOOPBACK)
+        self.assertTrue(
+            self.log.waitFor("refused 127.0.0.1: banned after failed logins"), self.serverLog()
+        )
+
+        code, _, seconds = self.failLogin(openBefore, password=PASSWORD)
+        self.assertEqual(code, 530, self.serverLog())
+        self.assertDelayed(seconds, "banned login in a session opened before the ban")
         self.assertTrue(self.log.waitFor("failed login for 'alice'"), self.serverLog())
         self.assertNotIn("logged in", self.log.since())
         self.assertNotIn("reloaded", self.log.since(), "the banned password was evaluated")

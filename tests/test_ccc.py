@@ -1,6 +1,6 @@
 """
 CCC, clearing the control channel (SECURITY.md case 8, RFC 4217 sections 5
-and 6; L{txftps.ccc}), against the real C{twistd -n ftps} on loopback.
+and 6; L{txftps._ccc}), against the real C{twistd -n ftps} on loopback.
 
 Raw clients are Python C{ssl} sockets: after C{200} to C{CCC} the client sends
 its close_notify with C{SSLSocket.unwrap()}, which returns only once the

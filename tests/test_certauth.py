@@ -1,6 +1,6 @@
 """
 Client certificates (SECURITY.md case 21) and logging in with them
-(L{txftps.certauth}), against the real C{twistd -n ftps} on loopback.
+(L{txftps._certauth}), against the real C{twistd -n ftps} on loopback.
 
 One throwaway CA (L{support.ClientPKI}) issues the server's certificate and
 the good client certificates (CN=alice, CN=bob, CN=dave); the bad ones are a

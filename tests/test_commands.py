@@ -545,6 +545,226 @@ class StatusTests(CommandTestCase):
             data.close()
 
 
+class DuringTransferTests(CommandTestCase):
+    """
+    Commands while a transfer runs: C{ABOR}, C{STAT}, C{NOOP}, C{FEAT} and
+    C{HELP} answer at once, C{QUIT} answers after the transfer's reply, and
+    everything else is refused at once (425 for data-connection and transfer
+    commands, 450 for file commands, 503 for the rest) without touching the
+    running transfer, which ends byte-exact with its 226.
+    """
+
+    #: Commands refused during a transfer, with their codes (C{{port}} is a
+    #: port number of the test's choice).
+    refused = (
+        ("PASV", 425),
+        ("EPSV", 425),
+        ("EPSV ALL", 425),
+        ("PORT 127,0,0,1,{high},{low}", 425),
+        ("EPRT |1|127.0.0.1|{port}|", 425),
+        ("RETR big.bin", 425),
+        ("STOR other.bin", 425),
+        ("APPE big.bin", 425),
+        ("STOU", 425),
+        ("LIST", 425),
+        ("NLST", 425),
+        ("MLSD", 425),
+        ("DELE big.bin", 450),
+        ("RNFR big.bin", 450),
+        ("RNTO renamed.bin", 450),
+        ("MKD newdir", 450),
+        ("RMD sub", 450),
+        ("SIZE big.bin", 450),
+        ("MDTM big.bin", 450),
+        ("MLST big.bin", 450),
+        ("MFMT 20200101000000 big.bin", 450),
+        ("STAT big.bin", 450),
+        ("REST 100", 503),
+        ("TYPE A", 503),
+        ("MODE S", 503),
+        ("STRU F", 503),
+        ("PBSZ 0", 503),
+        ("PROT C", 503),
+        ("CDC", 503),
+        ("CCC", 503),
+        ("AUTH TLS", 503),
+        ("USER alice", 503),
+        ("PASS secret", 503),
+        ("REIN", 503),
+        ("CWD sub", 503),
+        ("CDUP", 503),
+        ("PWD", 503),
+        ("OPTS UTF8 ON", 503),
+        ("SITE HELP", 503),
+        ("ALLO 100", 503),
+        ("SYST", 503),
+        ("HOST example.org", 503),
+    )
+
+    #: Commands answered at once during a transfer, with their codes.
+    answered = (("NOOP", 200), ("FEAT", 211), ("HELP", 214))
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.payload = os.urandom(16 * 1024 * 1024)
+        writeFile(os.path.join(self.home, "big.bin"), self.payload)
+        os.mkdir(os.path.join(self.home, "sub"))
+
+    def slowDownload(self, control: support.ControlConnection, command: str) -> socket.socket:
+        """
+        Start C{command} over a data connection with a small receive buffer
+        that the test does not read yet: the server's sends stall, so the
+        transfer is really running.
+
+        @return: the data socket (TLS).
+        """
+        port = control.epsv()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        raw.settimeout(10)
+        raw.connect((support.LOOPBACK, port))
+        data = control.secureData(raw)
+        control.send(command)
+        self.assertReply(control.reply(), 150, command)
+        return data
+
+    def assertRefusedAndAnswered(self, control: support.ControlConnection, what: str) -> None:
+        """
+        Every command of L{refused} gets its refusal, every command of
+        L{answered} its answer, one after the other while the transfer runs.
+        """
+        holder = socket.socket()
+        holder.bind((support.LOOPBACK, 0))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        port = holder.getsockname()[1]
+        for line, code in self.refused:
+            line = line.format(port=port, high=port >> 8, low=port & 0xFF)
+            self.assertReply(control.command(line), code, f"{line} during {what}")
+        for line, code in self.answered:
+            self.assertReply(control.command(line), code, f"{line} during {what}")
+
+    def assertSessionUnchanged(self, control: support.ControlConnection) -> None:
+        """
+        The refused commands changed nothing: the files and directories are
+        as before, the working directory is C{/}, no restart offset is
+        pending (a new RETR returns the whole file) and the session goes on.
+        """
+        self.assertEqual(sorted(os.listdir(self.home)), ["big.bin", "sub"])
+        self.assertSameBytes(readFile(os.path.join(self.home, "big.bin")), self.payload, "file")
+        self.assertIn(b'"/"', self.assertReply(control.command("PWD"), 257, "PWD"))
+        writeFile(os.path.join(self.home, "small.bin"), b"0123456789" * 100)
+        _, final, received = support.downloadOver(control, "RETR small.bin")
+        self.assertReply(final, 226, "RETR after the transfer")
+        self.assertSameBytes(received, b"0123456789" * 100, "RETR after the refused REST")
+
+    def test_download(self) -> None:
+        """
+        During a 16 MiB RETR that the client does not read yet: every
+        command of L{refused} gets its refusal at once and every command of
+        L{answered} its answer; then the client reads the data: all 16 MiB
+        byte-exact, and the RETR's 226 arrives. Nothing the refused commands
+        would have done happened.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            self.assertRefusedAndAnswered(control, "RETR")
+            received, closed = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertTrue(closed, "data connection not closed after the download")
+        self.assertSameBytes(received, self.payload, "RETR with commands refused meanwhile")
+        self.assertReply(control.reply(10), 226, "RETR")
+        self.assertSessionUnchanged(control)
+
+    def test_upload(self) -> None:
+        """
+        During a STOR that has received half of its 16 MiB: the same
+        refusals and answers; then the client sends the rest and its
+        close_notify: 226, and the file is the upload byte-exact.
+        """
+        upload = os.urandom(4 * 1024 * 1024)
+        control = self.session()
+        first, data = support.startTransfer(control, "STOR up.bin")
+        self.assertReply(first, 150, "STOR")
+        assert data is not None
+        try:
+            data.sendall(upload[: len(upload) // 2])
+            self.waitForHiddenBytes(len(upload) // 2 - 65536)
+            text = self.assertReply(control.command("STAT"), 211, "STAT during STOR")
+            match = re.search(rb"Transfer in progress: (\d+) bytes received", text)
+            self.assertIsNotNone(match, text)
+            assert match is not None
+            self.assertGreaterEqual(int(match.group(1)), len(upload) // 2 - 65536)
+            self.assertRefusedAndAnswered(control, "STOR")
+            data.sendall(upload[len(upload) // 2 :])
+        finally:
+            support.finishUpload(data)
+        self.assertReply(control.reply(10), 226, "STOR")
+        self.assertSameBytes(readFile(os.path.join(self.home, "up.bin")), upload, "STOR")
+        os.remove(os.path.join(self.home, "up.bin"))
+        self.assertSessionUnchanged(control)
+
+    def test_statProgress(self) -> None:
+        """
+        STAT during a download answers at once with a 211 whose transfer line
+        says how many bytes were sent so far: more than zero, less than the
+        file.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            text = self.assertReply(control.command("STAT"), 211, "STAT during RETR")
+            match = re.search(rb"Transfer in progress: (\d+) bytes sent", text)
+            self.assertIsNotNone(match, text)
+            assert match is not None
+            self.assertGreater(int(match.group(1)), 0)
+            self.assertLess(int(match.group(1)), len(self.payload))
+            received, _ = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertSameBytes(received, self.payload, "RETR")
+        self.assertReply(control.reply(10), 226, "RETR")
+
+    def test_abortAfterRefusedCommands(self) -> None:
+        """
+        PASV, TYPE and ABOR pipelined in one write during a download: 425 and
+        503 at once, then ABOR works as always (426 for the transfer, 226
+        for ABOR); the refused commands never hold ABOR back.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            control.sock.sendall(b"PASV\r\nTYPE A\r\nABOR\r\n")
+            self.assertReply(control.reply(), 425, "PASV during RETR")
+            self.assertReply(control.reply(), 503, "TYPE during RETR")
+            self.assertReply(control.reply(10), 426, "RETR after ABOR")
+            self.assertReply(control.reply(10), 226, "ABOR")
+        finally:
+            data.close()
+        self.assertReply(control.command("NOOP"), 200, "NOOP after ABOR")
+
+    def test_quitAfterTransfer(self) -> None:
+        """
+        QUIT during a download does not cut it (RFC 959): the client reads
+        all 16 MiB byte-exact, then gets the RETR's 226, then QUIT's 221,
+        and the server closes the control connection.
+        """
+        control = self.session()
+        data = self.slowDownload(control, "RETR big.bin")
+        try:
+            control.send("QUIT")
+            received, closed = support.readUntilClosed(data, 30)
+        finally:
+            data.close()
+        self.assertTrue(closed, "data connection not closed after the download")
+        self.assertSameBytes(received, self.payload, "RETR with QUIT pending")
+        self.assertReply(control.reply(10), 226, "RETR")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertTrue(support.serverClosed(control), "control connection open after 221")
+
+
 class MachineListingTests(CommandTestCase):
     """
     C{MLST}, C{MLSD}, C{OPTS MLST} (RFC 3659) and C{FEAT} (RFC 2389).
@@ -917,29 +1137,34 @@ class UTF8Tests(CommandTestCase):
 
 class HostileNameTests(CommandTestCase):
     """
-    Listings never break the protocol: names with CR, LF and other control
-    characters, created directly on disk, are left out of LIST, NLST, MLSD
-    and STAT, and nothing else is corrupted.
+    Listings never break the protocol, and hide nothing: names with CR, LF
+    and other control characters, created directly on disk, are shown in
+    LIST, NLST, MLSD, STAT and MLST exactly once, on one line, with each
+    control character (and each byte that is not UTF-8) written as C{\\xHH};
+    the escaped name works in every command, so the user can fetch, rename
+    and delete such files.
     """
 
-    GOOD = ["also good", "dir", "good.txt", "\u00e9t\u00e9.txt"]
-    BAD = [
-        b"cr\rname",
-        b"lf\nname",
-        b"crlf\r\n226 fake",
-        b"tab\tname",
-        b"esc\x1b[31mname",
-        b"del\x7fname",
-        b"bell\x07",
-        b"nel\xc2\x85name",
-        b"ls\xe2\x80\xa8name",
-        b"latin1-\xe9t\xe9",
-        b"dir-\nwith-lf",
-    ]
+    GOOD = ["also good", "dir", "good.txt", "\u00e9t\u00e9.txt", "back\\slash"]
+    #: Hostile names on disk and how listings show them.
+    BAD = {
+        b"cr\rname": "cr\\x0dname",
+        b"lf\nname": "lf\\x0aname",
+        b"crlf\r\n226 fake": "crlf\\x0d\\x0a226 fake",
+        b"tab\tname": "tab\\x09name",
+        b"esc\x1b[31mname": "esc\\x1b[31mname",
+        b"del\x7fname": "del\\x7fname",
+        b"bell\x07": "bell\\x07",
+        b"nel\xc2\x85name": "nel\\xc2\\x85name",
+        b"ls\xe2\x80\xa8name": "ls\\xe2\\x80\\xa8name",
+        b"latin1-\xe9t\xe9": "latin1-\\xe9t\\xe9",
+        b"fake\\x41": "fake\\\\x41",
+        b"dir-\nwith-lf": "dir-\\x0awith-lf",
+    }
 
     def setUp(self) -> None:
         super().setUp()
-        base = os.fsencode(self.home)
+        self.base = os.fsencode(self.home)
         for name in self.GOOD:
             if name == "dir":
                 os.mkdir(os.path.join(self.home, name))
@@ -947,11 +1172,12 @@ class HostileNameTests(CommandTestCase):
                 writeFile(os.path.join(self.home, name), name.encode())
         for raw in self.BAD:
             if raw.startswith(b"dir-"):
-                os.mkdir(os.path.join(base, raw))
+                os.mkdir(os.path.join(self.base, raw))
             else:
-                with open(os.path.join(base, raw), "wb") as f:
-                    f.write(b"bad")
-        self.assertEqual(len(os.listdir(base)), len(self.GOOD) + len(self.BAD))
+                with open(os.path.join(self.base, raw), "wb") as f:
+                    f.write(b"bad " + raw)
+        self.assertEqual(len(os.listdir(self.base)), len(self.GOOD) + len(self.BAD))
+        self.shown = sorted(self.GOOD + list(self.BAD.values()))
 
     def listing(self, control: support.ControlConnection, command: str) -> list[str]:
         first, final, received = support.downloadOver(control, command)
@@ -961,47 +1187,146 @@ class HostileNameTests(CommandTestCase):
         for line in lines:
             self.assertNotIn(b"\r", line, f"{command}: bare CR in {line!r}")
             self.assertNotIn(b"\n", line, f"{command}: bare LF in {line!r}")
+            self.assertFalse(any(b < 0x20 or b == 0x7F for b in line), line)
         return [line.decode("utf-8") for line in lines]
+
+    def assertOneLineReply(self, reply: tuple[int, bytes], code: int, what: str) -> str:
+        """
+        C{reply} has C{code}, only CRLF line ends and no other control
+        character; return its text.
+        """
+        text = self.assertReply(reply, code, what)
+        self.assertEqual(text.count(b"\n"), text.count(b"\r\n"), text)
+        self.assertEqual(text.count(b"\r"), text.count(b"\r\n"), text)
+        self.assertFalse(any(b < 0x20 and b not in b"\r\n" or b == 0x7F for b in text), text)
+        return text.decode("utf-8")
 
     def test_nlst(self) -> None:
         """
-        Listings never break the protocol: NLST: exactly the printable names, one per CRLF line.
+        NLST: every name exactly once, one per CRLF line, control characters
+        escaped.
         """
         names = self.listing(self.session(), "NLST")
-        self.assertEqual(sorted(names), sorted(self.GOOD))
+        self.assertEqual(sorted(names), self.shown)
 
     def test_list(self) -> None:
         """
-        Listings never break the protocol: LIST: one C{ls -l} line per printable
-        entry, each ending in its name.
+        LIST: one C{ls -l} line per entry, each ending in its (escaped) name.
         """
         lines = self.listing(self.session(), "LIST")
-        self.assertEqual(len(lines), len(self.GOOD), lines)
-        self.assertEqual(sorted(line.split(None, 8)[8] for line in lines), sorted(self.GOOD))
+        self.assertEqual(sorted(line.split(None, 8)[8] for line in lines), self.shown)
 
     def test_mlsd(self) -> None:
         """
-        Listings never break the protocol: MLSD: one fact line per printable entry.
+        MLSD: one fact line per entry, with its (escaped) name.
         """
         lines = self.listing(self.session(), "MLSD")
-        self.assertEqual(len(lines), len(self.GOOD), lines)
-        self.assertEqual(sorted(line.partition("; ")[2] for line in lines), sorted(self.GOOD))
+        self.assertEqual(sorted(line.partition("; ")[2] for line in lines), self.shown)
 
     def test_stat(self) -> None:
         """
-        Listings never break the protocol: STAT / over the control channel: a
-        well-formed 213 multi-line reply with one listing line per printable entry,
-        and the session goes on (the next command's reply is not confused with listing
-        lines).
+        STAT / over the control channel: a well-formed 213 multi-line reply
+        with one listing line per entry, and the session goes on (the next
+        command's reply is not confused with listing lines).
         """
         control = self.session()
-        text = self.assertReply(control.command("STAT /"), 213, "STAT /")
-        self.assertEqual(text.count(b"\n"), text.count(b"\r\n"), text)
-        entries = [line for line in replyBody(text) if re.match(r"^[-d][-rwxsStT]{9} ", line)]
-        self.assertEqual(
-            sorted(line.split(None, 8)[8] for line in entries), sorted(self.GOOD), replyLines(text)
-        )
+        text = self.assertOneLineReply(control.command("STAT /"), 213, "STAT /")
+        body = replyBody(text.encode())
+        entries = [line for line in body if re.match(r"^[-d][-rwxsStT]{9} ", line)]
+        self.assertEqual(len(entries), len(body), body)
+        self.assertEqual(sorted(line.split(None, 8)[8] for line in entries), self.shown)
         self.assertEqual(control.command("NOOP"), (200, b"200 NOOP ok.\r\n"))
+
+    def test_mlst(self) -> None:
+        """
+        MLST of each hostile name, given as listings show it, is a
+        well-formed 250 reply naming the path escaped.
+        """
+        control = self.session()
+        for shown in self.BAD.values():
+            text = self.assertOneLineReply(control.command(f"MLST {shown}"), 250, shown)
+            lines = replyLines(text.encode())
+            self.assertEqual(len(lines), 3, lines)
+            self.assertEqual(lines[1].partition("; ")[2], "/" + shown)
+
+    def test_retrieveRenameDelete(self) -> None:
+        """
+        The escaped names work in commands: RETR gets the file's bytes, RNFR
+        (350, one line) and RNTO rename it, DELE removes it; the other files
+        are untouched.
+        """
+        control = self.session()
+        raw, shown = b"crlf\r\n226 fake", self.BAD[b"crlf\r\n226 fake"]
+        _, final, received = support.downloadOver(control, f"RETR {shown}")
+        self.assertReply(final, 226, "RETR")
+        self.assertEqual(received, b"bad " + raw)
+        self.assertOneLineReply(control.command(f"RNFR {shown}"), 350, "RNFR")
+        self.assertReply(control.command("RNTO cleaned.txt"), 250, "RNTO")
+        self.assertEqual(readFile(os.path.join(self.home, "cleaned.txt")), b"bad " + raw)
+        for raw, shown in self.BAD.items():
+            if raw == b"crlf\r\n226 fake":
+                continue
+            command = "RMD" if raw.startswith(b"dir-") else "DELE"
+            self.assertReply(control.command(f"{command} {shown}"), 250, f"{command} {shown}")
+        self.assertEqual(sorted(os.listdir(self.home)), sorted(self.GOOD + ["cleaned.txt"]))
+        self.assertEqual(readFile(os.path.join(self.home, "back\\slash")), b"back\\slash")
+
+    def test_ftplibDeletes(self) -> None:
+        """
+        ftplib, a real client, lists the hostile names and deletes each with
+        the name it listed.
+        """
+        client = self.ftplib()
+        names = client.nlst()
+        self.assertEqual(sorted(names), self.shown)
+        for raw, shown in self.BAD.items():
+            if raw.startswith(b"dir-"):
+                client.rmd(shown)
+            else:
+                client.delete(shown)
+        self.assertEqual(sorted(os.listdir(self.home)), sorted(self.GOOD))
+
+    def test_lftpMirror(self) -> None:
+        """
+        lftp, a real client, mirrors the directory: it lists it (MLSD) and
+        fetches every file by the name it listed, the hostile ones included;
+        each arrives with its bytes under its escaped name.
+        """
+        target = os.path.join(self.local, "down")
+        result = support.lftp(self.server, f"mirror / {target}", user=f"{USER},{PASSWORD}")
+        self.assertSucceeded(result, "lftp mirror")
+        self.assertEqual(sorted(os.listdir(target)), self.shown)
+        for raw, shown in self.BAD.items():
+            if not raw.startswith(b"dir-"):
+                self.assertEqual(readFile(os.path.join(target, shown)), b"bad " + raw, shown)
+
+    def test_pwd(self) -> None:
+        """
+        CWD into a directory with a LF in its name (given escaped); PWD's 257
+        is one line, the path escaped, and ftplib's 257 parser gets it back.
+        """
+        control = self.session()
+        self.assertReply(control.command("CWD dir-\\x0awith-lf"), 250, "CWD")
+        text = self.assertOneLineReply(control.command("PWD"), 257, "PWD")
+        self.assertEqual(ftplib.parse257(text.rstrip("\r\n")), "/dir-\\x0awith-lf")
+
+    def test_newNamesRefused(self) -> None:
+        """
+        A name with a control character (sent raw, as C0 characters other
+        than CR and LF can be, or escaped) is not allowed for a new file or
+        directory: MKD, STOR and RNTO get 553 and nothing is created.
+        """
+        control = self.session()
+        before = sorted(os.listdir(self.base))
+        for line in [b"MKD new\x01dir", b"MKD new\\x0ddir", b"MKD new\x1bdir"]:
+            code, text = control.command(line)
+            self.assertEqual(code, 553, text)
+            self.assertOneLineReply((code, text), 553, repr(line))
+        first, data = support.startTransfer(control, "STOR new\\x0a226 fake")
+        self.assertEqual(first[0], 553, first)
+        self.assertReply(control.command("RNFR good.txt"), 350, "RNFR")
+        self.assertEqual(control.command(b"RNTO bad\x07name")[0], 553)
+        self.assertEqual(sorted(os.listdir(self.base)), before)
 
     def test_goodFilesIntact(self) -> None:
         """
@@ -1015,11 +1340,10 @@ class HostileNameTests(CommandTestCase):
             chunks: list[bytes] = []
             client.retrbinary(f"RETR {name}", chunks.append)
             self.assertEqual(b"".join(chunks), name.encode())
-        base = os.fsencode(self.home)
         for raw in self.BAD:
             if not raw.startswith(b"dir-"):
-                with open(os.path.join(base, raw), "rb") as f:
-                    self.assertEqual(f.read(), b"bad", raw)
+                with open(os.path.join(self.base, raw), "rb") as f:
+                    self.assertEqual(f.read(), b"bad " + raw, raw)
 
 
 class InteropTests(CommandTestCase):
@@ -1098,3 +1422,124 @@ class InteropTests(CommandTestCase):
             readFile(os.path.join(self.home, "a", "b", "c", "file.bin")), data, "created"
         )
         self.assertEqual(self.visibleNames(), ["a"])
+
+
+class FilesystemErrorTests(CommandTestCase):
+    """
+    Every command that touches the filesystem answers its failure with the
+    reply RFC 959 means: C{550} for what will not change by itself (missing,
+    not empty, exists, is or is not a directory, a symlink loop), C{553} for
+    a name the server does not allow, C{552} when the storage is full; never
+    the C{451} that tells clients to try again later.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        writeFile(os.path.join(self.home, "file.txt"), b"file")
+        os.mkdir(os.path.join(self.home, "dir"))
+        writeFile(os.path.join(self.home, "dir", "inner.txt"), b"inner")
+        os.mkdir(os.path.join(self.home, "empty"))
+        os.symlink("loop", os.path.join(self.home, "loop"))
+        self.before = support.snapshotTree(self.home)
+
+    def failures(self, control: support.ControlConnection) -> dict[str, int]:
+        """
+        Run each failing command on C{control}; the reply code of each.
+        """
+        codes: dict[str, int] = {}
+        plain = [
+            "CWD missing",
+            "CWD file.txt",
+            "MKD dir",
+            "MKD file.txt",
+            f"MKD {HIDDEN_PREFIX}x",
+            "RMD dir",
+            "RMD missing",
+            "RMD file.txt",
+            "DELE missing",
+            "DELE dir",
+            "RNFR missing",
+            "SIZE missing",
+            "SIZE dir",
+            "MDTM missing",
+            "MFMT 20200101000000 missing",
+            "MLST missing",
+            "STAT missing",
+        ]
+        for line in plain:
+            codes[line] = control.command(line)[0]
+        for source, target in [
+            ("file.txt", "missing/x.txt"),
+            ("file.txt", f"{HIDDEN_PREFIX}x"),
+            ("empty", "dir"),
+        ]:
+            self.assertReply(control.command(f"RNFR {source}"), 350, f"RNFR {source}")
+            codes[f"RNFR {source}, RNTO {target}"] = control.command(f"RNTO {target}")[0]
+        transfers = [
+            "RETR missing",
+            "RETR dir",
+            "RETR loop",
+            "STOR missing/x",
+            "STOR dir",
+            f"STOR {HIDDEN_PREFIX}x",
+            "STOR " + "n" * 300,
+            "APPE missing/x",
+            "APPE dir",
+            "STOU missing/x",
+            "LIST missing",
+            "NLST missing",
+            "MLSD missing",
+        ]
+        for line in transfers:
+            first, data = support.startTransfer(control, line)
+            if data is not None:
+                data.close()
+            codes[line] = first[0]
+        self.assertReply(control.command("NOOP"), 200, "NOOP after the failures")
+        return codes
+
+    def test_rmdNotEmpty(self) -> None:
+        """
+        RMD of a directory that is not empty is C{550} (a non-empty
+        directory will not empty itself; C{451} made clients retry), and the
+        directory and its file stay.
+        """
+        code, text = self.session().command("RMD dir")
+        self.assertEqual((code, text), (550, b"550 Directory not empty.\r\n"))
+        self.assertEqual(readFile(os.path.join(self.home, "dir", "inner.txt")), b"inner")
+
+    def test_everyCommand(self) -> None:
+        """
+        Each command that touches the filesystem, against its failure:
+        C{550} for a missing path, a directory that is not empty, a name that
+        exists, a file where a directory is needed and back, a symlink loop;
+        C{553} for a reserved or too long name; nothing on disk changes.
+        """
+        codes = self.failures(self.session())
+        expected = {line: 550 for line in codes}
+        for line in [
+            f"MKD {HIDDEN_PREFIX}x",
+            f"RNFR file.txt, RNTO {HIDDEN_PREFIX}x",
+            f"STOR {HIDDEN_PREFIX}x",
+            "STOR " + "n" * 300,
+        ]:
+            expected[line] = 553
+        self.assertEqual(codes, expected, self.serverLog())
+        self.assertEqual(support.snapshotTree(self.home), self.before)
+
+    def test_storageFull(self) -> None:
+        """
+        MKD, STOR and STOU in a directory whose file system has no inode left
+        (a tmpfs with C{nr_inodes=1}: C{ENOSPC}) are C{552}, not C{451}.
+        """
+        full = os.path.join(self.home, "full")
+        os.mkdir(full)
+        self.addCleanup(support.mountTmpfs(full, "1m,nr_inodes=1"))
+        control = self.session()
+        self.assertEqual(control.command("MKD full/sub")[0], 552, self.serverLog())
+        for line in ["STOR full/x", "STOU full/x"]:
+            first, data = support.startTransfer(control, line)
+            if data is not None:
+                data.close()
+            self.assertEqual(first[0], 552, f"{line}: {first!r}")
+        self.assertEqual(os.listdir(full), [])

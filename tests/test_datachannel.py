@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.datachannel}: passive port ranges, the passive listener and
+Tests for L{txftps._datachannel}: passive port ranges, the passive listener and
 its gate, and transfers over L{DataConnection}.
 
 Timer and gate logic runs on L{MemoryReactorClock} with L{StringTransport};
@@ -28,13 +28,8 @@ from tests.support import (
     readTLS,
     stepTLS,
 )
-from txftps.datachannel import (
-    DataChannel,
-    DataConnection,
-    PassivePortRange,
-    TransferAborted,
-    sameHost,
-)
+from txftps._datachannel import DataChannel, PassivePortRange, sameHost
+from txftps._dataconnection import DataConnection, TransferAborted
 from txftps.errors import DataChannelRefused, FTPReplyError
 
 
@@ -548,10 +543,18 @@ class TLSTransferTests(SynchronousTestCase):
         return client.get_session()
 
     def _connect(
-        self, requireResumption: bool, session: SSL.Session | None
+        self,
+        requireResumption: bool,
+        session: SSL.Session | None,
+        requireUploadCloseNotify: bool = True,
     ) -> tuple[DataChannel, DataConnection, SSL.Connection]:
         self.reactor = _ListeningReactor()
-        channel = DataChannel(self.reactor, "127.0.0.1", requireResumption=requireResumption)
+        channel = DataChannel(
+            self.reactor,
+            "127.0.0.1",
+            requireResumption=requireResumption,
+            requireUploadCloseNotify=requireUploadCloseNotify,
+        )
         channel.listenPassive("127.0.0.1", self.context)
         connection = self.reactor.tcpServers[-1][1].buildProtocol(_peer())
         assert isinstance(connection, DataConnection)
@@ -706,6 +709,53 @@ class TLSTransferTests(SynchronousTestCase):
         self.successResultOf(channel.whenReady(True))
         upload = connection.receiveInto(_Collector())
         connection.connectionLost(Failure(error.ConnectionLost()))
+        self.assertEqual(self.failureResultOf(upload, TransferAborted).value.code, 426)
+
+    def _optionalUpload(self, reason: Failure, cut: int = 0) -> tuple[defer.Deferred[None], bytes]:
+        """
+        With C{requireUploadCloseNotify=False}: an upload of three records,
+        all but their last C{cut} raw bytes delivered, then the connection
+        lost with C{reason}, no close_notify.
+
+        @return: the upload's Deferred and what reached the consumer.
+        """
+        channel, connection, client = self._connect(False, None, requireUploadCloseNotify=False)
+        self._handshake(connection, client)
+        self.successResultOf(channel.whenReady(True))
+        consumer = _Collector()
+        upload = connection.receiveInto(consumer)
+        for data in (b"one ", b"two ", b"three"):
+            client.sendall(data)
+        wire = drainBIO(client)
+        connection.dataReceived(wire[: len(wire) - cut])
+        connection.connectionLost(reason)
+        return upload, consumer.data
+
+    def test_optionalCleanCloseCompletes(self) -> None:
+        """
+        Without a required close_notify, a TLS upload whose TCP connection
+        ends cleanly after a complete record completes with every byte.
+        """
+        upload, data = self._optionalUpload(Failure(error.ConnectionDone()))
+        self.assertIsNone(self.successResultOf(upload))
+        self.assertEqual(data, b"one two three")
+
+    def test_optionalCutInsideRecord(self) -> None:
+        """
+        Without a required close_notify, a TLS upload whose clean TCP close
+        comes inside a record (the last byte missing) is still truncated:
+        426, with the complete records' bytes delivered.
+        """
+        upload, data = self._optionalUpload(Failure(error.ConnectionDone()), cut=1)
+        self.assertEqual(self.failureResultOf(upload, TransferAborted).value.code, 426)
+        self.assertEqual(data, b"one two ")
+
+    def test_optionalReset(self) -> None:
+        """
+        Without a required close_notify, a TLS upload whose connection is
+        lost (a reset) after complete records is still truncated: 426.
+        """
+        upload, _ = self._optionalUpload(Failure(error.ConnectionLost()))
         self.assertEqual(self.failureResultOf(upload, TransferAborted).value.code, 426)
 
     def test_closeNotifyBeforeReceiveInto(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.datatls.DataTLS}, driven in memory against a pyOpenSSL
+Tests for L{txftps._datatls.DataTLS}, driven in memory against a pyOpenSSL
 client over memory BIOs; bytes are shuttled by hand so that every flight is
 visible.
 """
@@ -19,7 +19,7 @@ from tests.support import (
     readTLS,
     stepTLS,
 )
-from txftps.datatls import DataTLS
+from txftps._datatls import DataTLS
 
 
 class _Server:
@@ -297,6 +297,51 @@ class DataTLSTests(SynchronousTestCase):
         server.tls.close()
         self.assertFalse(server.tls.closeNotifyReceived)
 
+    def test_recordBoundary(self) -> None:
+        """
+        C{atRecordBoundary} is C{True} after the handshake and after every
+        complete record, however the raw bytes are split (here: one byte at
+        a time, so every split inside a header and inside a body occurs),
+        and C{False} whenever the bytes so far end inside a record: it turns
+        C{True} exactly when a byte makes TLS deliver a record's data.
+        """
+        for version in (SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION):
+            server = _Server(self.context)
+            client = self._client(version)
+            _handshake(server, client)
+            self.assertTrue(server.tls.atRecordBoundary, version)
+            for size in (1, 300, 40_000):
+                client.sendall(b"x" * size)
+                wire = drainBIO(client)
+                received = b""
+                for index in range(len(wire)):
+                    plain = server.receive(wire[index : index + 1])
+                    received += plain
+                    self.assertEqual(
+                        server.tls.atRecordBoundary, bool(plain), (version, size, index)
+                    )
+                self.assertEqual(received, b"x" * size)
+                self.assertTrue(server.tls.atRecordBoundary, (version, size))
+
+    def test_recordBoundaryTwoRecordsInOneChunk(self) -> None:
+        """
+        Two records and the first 3 bytes of a third in one chunk leave
+        C{atRecordBoundary} C{False}; the rest of the third makes it C{True}.
+        """
+        server = _Server(self.context)
+        client = self._client(SSL.TLS1_3_VERSION)
+        _handshake(server, client)
+        records = []
+        for data in (b"one", b"two", b"three"):
+            client.send(data)
+            records.append(drainBIO(client))
+        wire = b"".join(records)
+        cut = len(records[0]) + len(records[1]) + 3
+        self.assertEqual(server.receive(wire[:cut]), b"onetwo")
+        self.assertFalse(server.tls.atRecordBoundary)
+        self.assertEqual(server.receive(wire[cut:]), b"three")
+        self.assertTrue(server.tls.atRecordBoundary)
+
     def test_closeIdempotent(self) -> None:
         """
         C{close} writes a close_notify once; a second C{close}, or a C{send}
@@ -365,3 +410,22 @@ class DataTLSTests(SynchronousTestCase):
         _handshake(server, self._client(SSL.TLS1_3_VERSION, session))
         self.assertEqual(server.tls.version, "TLSv1.3")
         self.assertIs(server.tls.resumed, True)
+
+    def test_handshakeFailureSendsAlert(self) -> None:
+        """
+        A failed handshake (here a client offering ALPN without C{ftp}) raises
+        C{SSL.Error} only after writing the server's alert, so that the
+        client learns why (C{no_application_protocol}) instead of seeing a
+        bare close; the gate callback never runs.
+        """
+        clientContext = memoryClientContext()
+        clientContext.set_alpn_protos([b"http/1.1"])
+        client = memoryClient(clientContext)
+        server = _Server(self.context)
+        self.assertFalse(stepTLS(client))
+        self.assertRaises(SSL.Error, server.receive, drainBIO(client))
+        self.assertFalse(server.tls.handshakeDone)
+        self.assertEqual(server.events, [])
+        client.bio_write(server.takeWritten())
+        error = self.assertRaises(SSL.Error, client.do_handshake)
+        self.assertIn("no application protocol", str(error))

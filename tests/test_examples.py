@@ -1,14 +1,20 @@
 """
 The examples in docs/ run as documented: docs/examples/custom_auth.py serves a
-custom checker and a custom realm to a real ftplib client over TLS.
+custom checker and a custom realm to a real ftplib client over TLS;
+docs/examples/custom_commands.py adds a command, a transfer command and a
+SITE command in a subclass; docs/examples/testing_example.py passes under
+trial, run as its docstring says.
 """
 
 from __future__ import annotations
 
 import ftplib
+import hashlib
 import importlib.util
 import io
 import os
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -21,9 +27,9 @@ from tests import support
 from txftps.tls import ServerTLS
 
 
-def _loadExample() -> Any:
-    path = os.path.join(support.PROJECT_ROOT, "docs", "examples", "custom_auth.py")
-    spec = importlib.util.spec_from_file_location("custom_auth_example", path)
+def _loadExample(name: str = "custom_auth") -> Any:
+    path = os.path.join(support.PROJECT_ROOT, "docs", "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -138,3 +144,116 @@ class ClientExampleTests(TestCase):
 
         fetching = Deferred.fromCoroutine(example.fetchAll(reactor, url, server.ca.caFile, local))
         return fetching.addCallback(check)
+
+
+class TestingExampleTests(TestCase):
+    """
+    docs/examples/testing_example.py: a user's own tests built on
+    L{txftps.testing}.
+    """
+
+    def test_passesUnderTrial(self) -> None:
+        """
+        C{trial docs/examples/testing_example.py} runs every test of the
+        example and all of them pass.
+        """
+        path = os.path.join(support.PROJECT_ROOT, "docs", "examples", "testing_example.py")
+        with open(path, encoding="utf-8") as f:
+            count = f.read().count("    def test_")
+        workdir = tempfile.mkdtemp(prefix="txftps-example-")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = support.PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+
+        def run() -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [sys.executable, "-m", "twisted.trial", path],
+                capture_output=True,
+                cwd=workdir,
+                env=env,
+                timeout=300,
+            )
+
+        def check(result: subprocess.CompletedProcess[bytes]) -> None:
+            output = result.stdout.decode("utf-8", "replace")
+            self.assertEqual(result.returncode, 0, output[-3000:] + result.stderr.decode())
+            self.assertGreaterEqual(count, 7)
+            self.assertIn(f"PASSED (successes={count})", output)
+
+        return threads.deferToThread(run).addCallback(check)
+
+
+class CustomCommandsExampleTests(TestCase):
+    """
+    docs/examples/custom_commands.py: commands added in a subclass, with
+    their facts in the command table.
+    """
+
+    def setUp(self) -> None:
+        example = _loadExample("custom_commands")
+        self.directory = tempfile.mkdtemp(prefix="txftps-example-")
+        self.ca = support.ThrowawayCA(self.directory)
+        tls = ServerTLS.fromFiles(FilePath(self.ca.certFile), FilePath(self.ca.keyFile))
+        self.files = FilePath(self.directory).child("files")
+        self.files.child("docs").makedirs()
+        self.files.child("docs").child("a.txt").setContent(b"alpha\n")
+        self.files.child("b.bin").setContent(b"\x00" * 70000)
+        factory = example.makeFactory(reactor, tls, self.files, {"alice": "secret"})
+        factory.settings.failedLoginDelay = 0
+        self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    def _session(self) -> dict[str, Any]:
+        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
+        client.connect("127.0.0.1", self.port.getHost().port)
+        try:
+            return self._commands(client)
+        finally:
+            client.close()
+
+    def _commands(self, client: ftplib.FTP_TLS) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        client.auth()
+        results["beforeLogin"] = client.sendcmd("FEAT")
+        try:
+            client.sendcmd("XSHA256 b.bin")
+        except ftplib.error_perm as e:
+            results["refused"] = str(e)
+        client.login("alice", "secret")
+        results["feat"] = client.sendcmd("FEAT")
+        results["sha"] = client.sendcmd("XSHA256 /b.bin")
+        try:
+            client.sendcmd("XSHA256 missing")
+        except ftplib.error_perm as e:
+            results["missing"] = str(e)
+        results["whoami"] = client.sendcmd("SITE WHOAMI")
+        try:
+            client.sendcmd("XTREE /")
+        except ftplib.error_perm as e:
+            results["clear"] = str(e)
+        client.prot_p()
+        lines: list[str] = []
+        client.retrlines("XTREE /", lines.append)
+        results["tree"] = lines
+        client.quit()
+        return results
+
+    def test_commands(self) -> None:
+        """
+        Before login the new command is refused (530) like any other; after
+        it, FEAT lists XSHA256, XSHA256 hashes a file read through the
+        shell (550 for a missing one), SITE WHOAMI names the user, XTREE is
+        refused without PROT P (521) and with it sends the tree over the
+        protected data connection.
+        """
+
+        def check(results: dict[str, Any]) -> None:
+            self.assertTrue(results["refused"].startswith("530"), results["refused"])
+            self.assertIn(" XSHA256", results["feat"])
+            digest = hashlib.sha256(b"\x00" * 70000).hexdigest()
+            self.assertEqual(results["sha"], f"213 {digest} /b.bin")
+            self.assertTrue(results["missing"].startswith("550"), results["missing"])
+            self.assertEqual(results["whoami"], "200 alice")
+            self.assertTrue(results["clear"].startswith("521"), results["clear"])
+            self.assertEqual(results["tree"], ["/b.bin", "/docs", "/docs/a.txt"])
+
+        return threads.deferToThread(self._session).addCallback(check)

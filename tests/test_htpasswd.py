@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.htpasswd} (bcrypt htpasswd files as a cred checker, C{--auth
+Tests for L{txftps._htpasswd} (bcrypt htpasswd files as a cred checker, C{--auth
 htpasswd:PATH}) and L{txftps.passwd} (the command line that manages them).
 
 Unit tests drive the parser and the checker directly, the checker through the
@@ -26,9 +26,9 @@ from twisted.internet import defer, reactor
 from twisted.logger import Logger, LogLevel
 from twisted.trial import unittest
 
-import txftps.htpasswd
+import txftps._htpasswd
 from tests import support
-from txftps.htpasswd import HtpasswdChecker, HtpasswdError, parseHtpasswd
+from txftps._htpasswd import HtpasswdChecker, HtpasswdError, parseHtpasswd
 
 #: Lines written by Apache's C{htpasswd} 2.4 for the password C{pw}, with the
 #: algorithms txftps refuses: MD5 (C{-m}), SHA-1 (C{-s}), crypt (C{-d}) and
@@ -142,7 +142,7 @@ class HtpasswdCheckerTests(unittest.TestCase):
                 + b"\n"
             )
         self.events: list[dict[str, Any]] = []
-        self.patch(txftps.htpasswd, "_log", Logger(observer=self.events.append))
+        self.patch(txftps._htpasswd, "_log", Logger(observer=self.events.append))
         self.checker = HtpasswdChecker(self.path, reactor)
 
     def errors(self) -> list[dict[str, Any]]:

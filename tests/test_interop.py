@@ -1,7 +1,7 @@
 """
 Interoperability tests: the real C{twistd -n ftps} in a subprocess, driven by
-real clients (curl, lftp, Python's ftplib and a hand-made TLS 1.3 upload
-client), comparing bytes.
+real clients (curl, lftp, Python's ftplib, a hand-made TLS 1.3 upload client
+and a GnuTLS client with FileZilla's TLS settings), comparing bytes.
 
 Every client verifies the server certificate against the throwaway CA of
 L{support.TwistdServer}. Each test starts its own server: trial does not call
@@ -19,7 +19,7 @@ import ssl
 import subprocess
 from typing import Any
 
-from tests import support
+from tests import gnutlsclient, support
 from tests.support import readFile, readTree, writeFile
 
 USER = "alice"
@@ -532,3 +532,92 @@ class RawTLS13UploadTests(InteropTestCase):
                 readFile(os.path.join(home, f"fresh{i}.bin")), data, f"upload {i + 1}"
             )
             client.quit()
+
+
+class FileZillaLikeGnuTLSExplicitTests(InteropTestCase):
+    """
+    A GnuTLS client with FileZilla 3.63's TLS settings
+    (L{tests.gnutlsclient.FileZillaLikeClient}): ALPN C{ftp} and
+    C{x-filezilla-ftp} on the control connection, data connections resuming
+    its session, downloads complete only with the server's close_notify.
+    FileZilla failed to connect at all before txftps selected ALPN itself.
+    """
+
+    implicit = False
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.payload = randomBytes(2 * 1024 * 1024 + 5)
+        writeFile(os.path.join(self.server.userHome(USER), "file.bin"), self.payload)
+
+    def client(self, dataALPN: tuple[bytes, ...] = ()) -> gnutlsclient.FileZillaLikeClient:
+        port = self.server.implicitPort if self.implicit else self.server.explicitPort
+        client = gnutlsclient.FileZillaLikeClient(
+            support.LOOPBACK, port, self.server.ca.caFile, self.implicit, dataALPN=dataALPN
+        )
+        self.addCleanup(client.control.close)
+        self.assertEqual(client.greeting[0], 220)
+        client.login(USER, PASSWORD)
+        return client
+
+    def session(self, dataALPN: tuple[bytes, ...]) -> None:
+        """
+        C{MLSD}, C{RETR} and C{STOR} byte-exact; every data connection
+        resumed the control session and got the expected ALPN.
+        """
+        client = self.client(dataALPN)
+        self.assertEqual(client.control.alpn, "ftp")
+        listing, code = client.download("MLSD")
+        self.assertEqual(code, 226, self.serverLog())
+        self.assertIn(b"; file.bin\r\n", listing)
+        self.assertIn(f"size={len(self.payload)};".encode(), listing)
+        received, code = client.download("RETR file.bin")
+        self.assertEqual(code, 226, self.serverLog())
+        self.assertSameBytes(received, self.payload, "RETR")
+        self.assertEqual(client.upload("STOR up.bin", self.payload), 226, self.serverLog())
+        self.assertSameBytes(
+            readFile(os.path.join(self.server.userHome(USER), "up.bin")), self.payload, "STOR"
+        )
+        expectedALPN = "ftp" if dataALPN else None
+        self.assertEqual(
+            [(d.resumed, d.alpn) for d in client.dataConnections], [(True, expectedALPN)] * 3
+        )
+        client.quit()
+
+    def test_fileZillaSettings(self) -> None:
+        """
+        FileZilla's settings as they are: ALPN on the control connection
+        only.
+        """
+        self.session(())
+
+    def test_alpnOnDataConnections(self) -> None:
+        """
+        The same with ALPN C{ftp} offered on every data connection as well.
+        """
+        self.session((b"ftp",))
+
+    def test_refusedWithoutFtp(self) -> None:
+        """
+        A GnuTLS client offering only C{http/1.1} gets alert 120
+        (no_application_protocol) on the control connection.
+        """
+        port = self.server.implicitPort if self.implicit else self.server.explicitPort
+        error = self.assertRaises(
+            gnutlsclient.GnuTLSError,
+            gnutlsclient.FileZillaLikeClient,
+            support.LOOPBACK,
+            port,
+            self.server.ca.caFile,
+            self.implicit,
+            controlALPN=(b"http/1.1",),
+        )
+        self.assertEqual(error.alert, 120, str(error))
+
+
+class FileZillaLikeGnuTLSImplicitTests(FileZillaLikeGnuTLSExplicitTests):
+    """
+    The same on the implicit port.
+    """
+
+    implicit = True

@@ -1,6 +1,7 @@
 """
-Tests for L{txftps.listing}: C{ls -l} lines for LIST, names for NLST, and
-quoting of paths in 257 replies; no name can break a line.
+Tests for L{txftps._listing}: C{ls -l} lines for LIST, names for NLST, fact
+lines for MLSD, the escaping of names and the quoting of paths in 257
+replies; no name can break a line, and every name is shown.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from typing import Any
 from twisted.python.filepath import Permissions
 from twisted.trial.unittest import SynchronousTestCase
 
-from txftps.listing import formatList, formatNames, printableName, quotePath
+from txftps._listing import (
+    escapeName,
+    formatList,
+    formatMLSD,
+    formatNames,
+    hasControlCharacters,
+    printableName,
+    quotePath,
+    unescapeName,
+)
 
 NOW = calendar.timegm((2024, 6, 15, 12, 0, 0))
 RECENT = calendar.timegm((2024, 6, 10, 8, 5, 0))
@@ -24,17 +34,32 @@ LS_LINE = re.compile(
     rb"^[d-][rwx-]{9} +\d+ +\S+ +\S+ +\d+ +[A-Z][a-z]{2} +\d{1,2} +(\d{2}:\d{2}|\d{4}) (.+)$"
 )
 
-#: Names that must never appear in a listing.
-UNSAFE = [
-    "evil\r\n226 Transfer complete.",
-    "line\nfeed",
-    "carriage\rreturn",
-    "escape\x1b[31m",
-    "nul\x00byte",
-    "tab\there",
-    "del\x7f",
-    "sep\u2028arator",
-]
+#: Names that must never appear raw in a listing, and how they are shown.
+UNSAFE = {
+    "evil\r\n226 Transfer complete.": "evil\\x0d\\x0a226 Transfer complete.",
+    "line\nfeed": "line\\x0afeed",
+    "carriage\rreturn": "carriage\\x0dreturn",
+    "escape\x1b[31m": "escape\\x1b[31m",
+    "nul\x00byte": "nul\\x00byte",
+    "tab\there": "tab\\x09here",
+    "del\x7f": "del\\x7f",
+    "c1\x85next\x9b": "c1\\xc2\\x85next\\xc2\\x9b",
+    "sep\u2028arator\u2029": "sep\\xe2\\x80\\xa8arator\\xe2\\x80\\xa9",
+    "latin1-\udce9t\udce9": "latin1-\\xe9t\\xe9",
+}
+
+#: Names with backslashes, and how they are shown: doubled only where the
+#: backslash would begin an escape.
+BACKSLASHES = {
+    "back\\slash": "back\\slash",
+    "C:\\temp\\": "C:\\temp\\",
+    "fake\\x41": "fake\\\\x41",
+    "fake\\xag": "fake\\xag",
+    "two\\\\": "two\\\\\\",
+    "three\\\\\\x0d": "three\\\\\\\\\\\\x0d",
+    "before\\\rcr": "before\\\\\\x0dcr",
+    "\\x0d\r": "\\\\x0d\\x0d",
+}
 
 
 def _entry(
@@ -114,16 +139,23 @@ class FormatListTests(SynchronousTestCase):
         self.assertIn(b" averylon averylon ", line)
         self.assertIsNotNone(LS_LINE.match(line[:-2]))
 
-    def test_unsafeNamesLeftOut(self) -> None:
+    def test_unsafeNamesEscaped(self) -> None:
         """
-        Names with CR, LF or another control character are left out; the
-        other entries remain, one line each.
+        Names with CR, LF or another control character are shown escaped,
+        one C{ls -l} line each, no raw control character anywhere.
         """
         entries = [_entry("good.txt")] + [_entry(name) for name in UNSAFE]
         data = formatList(entries, NOW)
-        self.assertEqual(data.count(b"\r\n"), 1)
-        self.assertTrue(data.endswith(b" good.txt\r\n"))
-        self.assertNotIn(b"226", data)
+        lines = data.split(b"\r\n")
+        self.assertEqual(lines[-1], b"")
+        self.assertEqual(len(lines) - 1, len(entries))
+        shown = []
+        for line in lines[:-1]:
+            self.assertFalse(any(b < 0x20 or b == 0x7F for b in line), line)
+            match = LS_LINE.match(line)
+            assert match is not None, line
+            shown.append(match.group(2).decode("utf-8"))
+        self.assertEqual(shown, ["good.txt", *UNSAFE.values()])
 
     def test_empty(self) -> None:
         """
@@ -144,12 +176,98 @@ class FormatNamesTests(SynchronousTestCase):
         entries = [("a.txt", []), ("with space", []), ("caf\u00e9", [])]
         self.assertEqual(formatNames(entries), "a.txt\r\nwith space\r\ncaf\u00e9\r\n".encode())
 
-    def test_unsafeNamesLeftOut(self) -> None:
+    def test_unsafeNamesEscaped(self) -> None:
         """
-        Names with CR, LF or another control character are left out.
+        Names with CR, LF or another control character are shown escaped,
+        one per line, as valid UTF-8.
         """
         entries = [("good", [])] + [(name, []) for name in UNSAFE]
-        self.assertEqual(formatNames(entries), b"good\r\n")
+        expected = "".join(f"{name}\r\n" for name in ["good", *UNSAFE.values()])
+        self.assertEqual(formatNames(entries), expected.encode("utf-8"))
+
+
+class FormatMLSDTests(SynchronousTestCase):
+    """
+    L{formatMLSD} makes one fact line per entry.
+    """
+
+    def test_unsafeNamesEscaped(self) -> None:
+        """
+        Names with CR, LF or another control character are shown escaped
+        after the facts, one line each.
+        """
+        attrs = [3, False, RECENT, Permissions(0o644)]
+        entries = [(name, attrs) for name in ["good", *UNSAFE]]
+        lines = formatMLSD(entries, ["type", "size"], True).decode("utf-8").split("\r\n")
+        self.assertEqual(
+            lines, [f"type=file;size=3; {n}" for n in ["good", *UNSAFE.values()]] + [""]
+        )
+
+
+class EscapeNameTests(SynchronousTestCase):
+    """
+    L{escapeName} writes a name on one line, L{unescapeName} reads it back.
+    """
+
+    def test_plainNamesUnchanged(self) -> None:
+        """
+        Printable names, non-ASCII letters, spaces, quotes and emoji joined by
+        U+200D are shown as they are.
+        """
+        for name in ["a", "a b", "caf\u00e9", '"q"', "\U0001f468\u200d\U0001f469", "x41"]:
+            self.assertEqual(escapeName(name), name)
+            self.assertEqual(unescapeName(name), name)
+
+    def test_controlCharacters(self) -> None:
+        """
+        Each control character, line separator and byte that is not UTF-8 is
+        C{\\xHH} per byte of the name on disk; nothing else changes.
+        """
+        for name, shown in UNSAFE.items():
+            self.assertEqual(escapeName(name), shown)
+
+    def test_backslashes(self) -> None:
+        """
+        A backslash is doubled only where it would otherwise begin an escape.
+        """
+        for name, shown in BACKSLASHES.items():
+            self.assertEqual(escapeName(name), shown, repr(name))
+
+    def test_roundTrip(self) -> None:
+        """
+        L{unescapeName} gives back every name L{escapeName} wrote, including
+        every single character below U+0100 and every byte that is not
+        UTF-8.
+        """
+        names = [*UNSAFE, *BACKSLASHES]
+        names += [chr(n) for n in range(0x100)] + [chr(0xDC80 + n) for n in range(0x80)]
+        names += ["\\" + chr(n) + "x41" for n in range(0x100)]
+        names += ["\\" * n + "x0d" for n in range(5)] + ["\\" * n + "\r" for n in range(5)]
+        for name in names:
+            shown = escapeName(name)
+            self.assertFalse(hasControlCharacters(shown), repr(shown))
+            self.assertEqual(unescapeName(shown), name, repr(name))
+
+    def test_unescapeEscapesAnyCase(self) -> None:
+        """
+        A client may write the hex digits in either case; a backslash that
+        begins no escape stands for itself.
+        """
+        self.assertEqual(unescapeName("a\\x0D\\x0Ab"), "a\r\nb")
+        self.assertEqual(unescapeName("\\xC2\\x85"), "\x85")
+        self.assertEqual(unescapeName("a\\b\\x4"), "a\\b\\x4")
+
+    def test_hasControlCharacters(self) -> None:
+        """
+        Control characters and line separators count; bytes that are not
+        UTF-8 and printable characters do not.
+        """
+        for name in UNSAFE:
+            if name.startswith("latin1"):
+                self.assertFalse(hasControlCharacters(name))
+            else:
+                self.assertTrue(hasControlCharacters(name), repr(name))
+        self.assertFalse(hasControlCharacters("caf\u00e9 \u200d"))
 
 
 class PrintableNameTests(SynchronousTestCase):
@@ -169,7 +287,8 @@ class PrintableNameTests(SynchronousTestCase):
         Any control character makes a name unprintable.
         """
         for name in UNSAFE:
-            self.assertFalse(printableName(name), repr(name))
+            if not name.startswith("latin1"):
+                self.assertFalse(printableName(name), repr(name))
 
 
 class QuotePathTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{txftps.policy}: the TLS and login rules, with no reactor and no I/O.
+Tests for L{txftps._policy}: the TLS and login rules, with no reactor and no I/O.
 """
 
 from __future__ import annotations
@@ -10,14 +10,19 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txftps.errors import FTPReplyError
-from txftps.policy import (
+from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, commandTable
+from txftps._policy import (
+    AFTER_TRANSFER_COMMANDS,
+    DATA_CONNECTION_COMMANDS,
+    DURING_TRANSFER_COMMANDS,
+    FILE_COMMANDS,
     PRE_LOGIN_COMMANDS,
     TRANSFER_COMMANDS,
     SessionPolicy,
-    SessionState,
     TLSRequirement,
 )
+from txftps._session import Session, Transfer
+from txftps.errors import FTPReplyError
 
 #: Commands that must not answer before login.
 _POST_LOGIN_COMMANDS = (
@@ -103,7 +108,7 @@ class SessionPolicyTests(SynchronousTestCase):
             policy = SessionPolicy(tlsRequired=required)
             for controlProtected in (False, True):
                 for dataProtected in (False, True):
-                    state = SessionState(
+                    state = Session(
                         controlProtected=controlProtected,
                         pbszSeen=dataProtected,
                         dataProtected=dataProtected,
@@ -128,7 +133,7 @@ class SessionPolicyTests(SynchronousTestCase):
             for command in sorted(TRANSFER_COMMANDS):
                 for controlProtected in (False, True):
                     for dataProtected in (False, True):
-                        state = SessionState(
+                        state = Session(
                             controlProtected=controlProtected,
                             pbszSeen=controlProtected,
                             dataProtected=dataProtected,
@@ -145,9 +150,9 @@ class SessionPolicyTests(SynchronousTestCase):
         With C{control}, a logged-in session over TLS may transfer with
         C{PROT C}; with C{data}, a plaintext login is allowed.
         """
-        state = SessionState(controlProtected=True, pbszSeen=True, loggedIn=True)
+        state = Session(controlProtected=True, pbszSeen=True, loggedIn=True)
         SessionPolicy(tlsRequired="control").checkTransfer("RETR", state)
-        SessionPolicy(tlsRequired="data").checkLogin(SessionState())
+        SessionPolicy(tlsRequired="data").checkLogin(Session())
 
     def test_preLoginAllowList(self) -> None:
         """
@@ -174,7 +179,7 @@ class SessionPolicyTests(SynchronousTestCase):
         for required in TLSRequirement.values:
             policy = SessionPolicy(tlsRequired=required)
             for controlProtected in (False, True):
-                state = SessionState(controlProtected=controlProtected)
+                state = Session(controlProtected=controlProtected)
                 for command in sorted(PRE_LOGIN_COMMANDS):
                     self.assertIsNone(policy.checkCommand(command, state))
                 for command in _POST_LOGIN_COMMANDS:
@@ -187,17 +192,61 @@ class SessionPolicyTests(SynchronousTestCase):
         """
         for required in TLSRequirement.values:
             policy = SessionPolicy(tlsRequired=required)
-            state = SessionState(loggedIn=True)
+            state = Session(loggedIn=True)
             for command in (*sorted(PRE_LOGIN_COMMANDS), *_POST_LOGIN_COMMANDS):
                 self.assertIsNone(policy.checkCommand(command, state))
 
-    def test_customPreLogin(self) -> None:
+    def test_factsFromTheTable(self) -> None:
         """
-        A policy built with another allow-list uses it.
+        The policy follows the command facts it is given: a command the
+        table marks as answering before login runs before login, and one the
+        table does not know is refused (530) like any other.
         """
-        policy = SessionPolicy(tlsRequired="none", preLogin=frozenset({"QUIT"}))
-        policy.checkCommand("QUIT", SessionState())
-        self.assertReply(530, policy.checkCommand, "FEAT", SessionState())
+        policy = SessionPolicy(tlsRequired="none")
+        table = commandTable(COMMANDS, CommandFacts("XCRC", preLogin=True))
+        policy.checkCommand("XCRC", Session(), table["XCRC"])
+        self.assertReply(530, policy.checkCommand, "XSHA", Session())
+        self.assertEqual(PRE_LOGIN_COMMANDS, {name for name, f in COMMANDS.items() if f.preLogin})
+
+    def test_duringTransfer(self) -> None:
+        """
+        While a transfer runs, C{checkCommand} lets through only ABOR, STAT,
+        NOOP, FEAT, HELP and QUIT (which the protocol holds until the
+        transfer's reply); it refuses data-connection and transfer commands
+        with 425, file commands with 450 and every other command (session
+        state, unknown verbs) with 503.
+        """
+        self.assertEqual(DURING_TRANSFER_COMMANDS, {"ABOR", "STAT", "NOOP", "FEAT", "HELP"})
+        self.assertEqual(AFTER_TRANSFER_COMMANDS, {"QUIT"})
+        policy = SessionPolicy(tlsRequired="none")
+        state = Session(loggedIn=True, transfer=Transfer("RETR", ["f"]))
+        for command in ("ABOR", "STAT", "NOOP", "FEAT", "HELP", "QUIT"):
+            self.assertIsNone(policy.checkCommand(command, state))
+        for command in ("PASV", "EPSV", "PORT", "EPRT", *sorted(TRANSFER_COMMANDS)):
+            self.assertIn(command, DATA_CONNECTION_COMMANDS | TRANSFER_COMMANDS)
+            self.assertReply(425, policy.checkCommand, command, state)
+        for command in ("DELE", "RNFR", "RNTO", "MKD", "RMD", "SIZE", "MDTM", "MLST", "MFMT"):
+            self.assertIn(command, FILE_COMMANDS)
+            self.assertReply(450, policy.checkCommand, command, state)
+        for command in ("REST", "TYPE", "PROT", "PBSZ", "CWD", "USER", "REIN", "XYZZY"):
+            self.assertReply(503, policy.checkCommand, command, state)
+        state.transfer = None
+        for command in ("PASV", "DELE", "REST"):
+            self.assertIsNone(policy.checkCommand(command, state))
+
+    def test_customDuringTransfer(self) -> None:
+        """
+        The facts given for a command decide what happens to it during a
+        transfer: answered, or refused with its own code.
+        """
+        policy = SessionPolicy(tlsRequired="none")
+        state = Session(loggedIn=True, transfer=Transfer("RETR", ["f"]))
+        policy.checkCommand(
+            "PWD", state, CommandFacts("PWD", duringTransfer=DuringTransfer.ANSWER)
+        )
+        self.assertReply(
+            450, policy.checkCommand, "NOOP", state, CommandFacts("NOOP", refusal=450)
+        )
 
     def test_policyIsImmutable(self) -> None:
         """

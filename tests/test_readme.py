@@ -41,7 +41,9 @@ class DefaultsTests(TestCase):
         With no options the server serves the current directory read-only to
         anonymous users over explicit FTPS on 2121 and implicit FTPS on 9990,
         generates its certificate once under the per-user data directory and
-        logs its SHA-256 fingerprint; plain FTP gets no listing.
+        logs its SHA-256 fingerprint; plain FTP gets no listing. twistd's
+        pid file goes to the data directory, so the first listing shows only
+        the user's files, and the log names no internal factory.
         """
         curl = support.requireProgram("curl")
         for port in (2121, 9990):
@@ -70,7 +72,7 @@ class DefaultsTests(TestCase):
         log = open(os.path.join(directory, "log"), "wb")
         self.addCleanup(log.close)
         process = subprocess.Popen(
-            [*command, "-n", "--pidfile=", "ftps"], cwd=served, stdout=log, stderr=log, env=env
+            [*command, "-n", "ftps"], cwd=served, stdout=log, stderr=log, env=env
         )
 
         def stop() -> None:
@@ -106,7 +108,8 @@ class DefaultsTests(TestCase):
                 [curl, "-sS", "-k", *extra, url], capture_output=True, timeout=30
             )
             self.assertEqual(result.returncode, 0, (url, result.stderr, output()))
-            self.assertIn(b"hello.txt", result.stdout, url)
+            names = sorted(line.split()[-1] for line in result.stdout.splitlines())
+            self.assertEqual(names, [b"hello.txt"], (url, result.stdout))
         download = subprocess.run(
             [curl, "-sS", "-k", "ftps://127.0.0.1:9990/hello.txt"],
             capture_output=True,
@@ -161,3 +164,9 @@ class DefaultsTests(TestCase):
         )
         self.assertNotEqual(upload.returncode, 0, "anonymous upload must be refused")
         self.assertFalse(os.path.exists(os.path.join(served, "new.txt")))
+        self.assertEqual(os.listdir(served), ["hello.txt"])
+        with open(os.path.join(dataDir, "twistd.pid")) as f:
+            self.assertEqual(int(f.read()), process.pid)
+        self.assertIn("twistd.pid", output())
+        for noise in ("starting on", "Starting factory", "Stopping factory"):
+            self.assertNotIn(noise, output())

@@ -28,7 +28,7 @@ from twisted.trial import unittest
 import txftps.server
 from tests import support
 from tests.support import PeerClosed, readUntilClosed
-from txftps.policy import TRANSFER_COMMANDS
+from txftps._policy import TRANSFER_COMMANDS
 from txftps.storage import TEMPORARY_PREFIX
 
 HOST = "127.0.0.1"

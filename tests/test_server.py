@@ -9,6 +9,7 @@ the handshake.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import re
@@ -28,9 +29,10 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from txftps._datachannel import PassivePortRange
+from txftps._policy import SessionPolicy
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
-from txftps.datachannel import PassivePortRange
-from txftps.policy import SessionPolicy
+from txftps.errors import ErrorReplies
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
 from txftps.tls import ServerTLS
 
@@ -399,20 +401,24 @@ class GreetingAndLoginTests(ServerTestCase):
     def test_bannedAddressCannotLogIn(self) -> None:
         """
         After C{banAfter} failures from one address, even the right password
-        from that address gets 530 (without asking the checker); another
-        address still logs in.
+        from that address gets 530 (without asking the checker) in a session
+        opened before the ban; a new connection from it gets 421 and is
+        closed at once; another address still logs in.
         """
         bans = LoginBans(self.clock, banAfter=2, banTime=60)
         factory = self.factory(bans=bans)
         session = self.connect(factory)
+        again = self.connect(factory)
         for _attempt in range(2):
             session.codes("USER alice")
             self.assertEqual(session.codes("PASS wrong"), [530])
         calls = len(self.passwords.calls)
-        again = self.connect(factory)
         again.codes("USER alice")
         self.assertEqual(again.codes("PASS secret"), [530])
         self.assertEqual(len(self.passwords.calls), calls)
+        refused = self.connect(factory, greeting=False)
+        self.assertEqual(finalCodes(refused.replies()), [421])
+        self.assertTrue(refused.closed)
         other = self.connect(factory, peer="127.0.0.2")
         other.codes("USER alice")
         self.assertEqual(other.codes("PASS secret"), [230])
@@ -601,6 +607,26 @@ class FilesystemTests(ServerTestCase):
         self.assertEqual(session.codes("RMD newdir"), [250])
         self.assertFalse(self.aliceHome.child("newdir").exists())
         self.assertEqual(session.codes("RMD newdir"), [550])
+
+    def test_errorRepliesFromTheClass(self) -> None:
+        """
+        A protocol subclass with its own C{errorReplies} changes the reply
+        of a failure (RMD of a directory that is not empty) for its server
+        only; the default is 550 "Directory not empty.".
+        """
+
+        class Replies(ErrorReplies):
+            byErrno = {**ErrorReplies.byErrno, errno.ENOTEMPTY: (550, "Still has files.")}
+
+        class Protocol(FTPSProtocol):
+            errorReplies = Replies()
+
+        self.aliceHome.child("full").makedirs()
+        self.aliceHome.child("full").child("f").setContent(b"f")
+        self.assertEqual(self.loggedIn().send("RMD full"), ["550 Directory not empty."])
+        factory = self.factory()
+        factory.protocol = Protocol
+        self.assertEqual(self.loggedIn(factory=factory).send("RMD full"), ["550 Still has files."])
 
     def test_dele(self) -> None:
         """
@@ -870,9 +896,9 @@ class ExplicitTLSTests(ServerTestCase):
         self.assertEqual(session.codes("PROT E"), [536])
         self.assertEqual(session.codes("PROT X"), [504])
         self.assertEqual(session.codes("PROT P"), [200])
-        self.assertTrue(session.protocol.state.dataProtected)
+        self.assertTrue(session.protocol.session.dataProtected)
         self.assertEqual(session.codes("PROT C"), [200])
-        self.assertFalse(session.protocol.state.dataProtected)
+        self.assertFalse(session.protocol.session.dataProtected)
 
 
 class DefaultPolicyTests(ServerTestCase):
@@ -1139,17 +1165,18 @@ class TimeoutAndLineTests(ServerTestCase):
     def test_noopWhilePendingTransfer(self) -> None:
         """
         The control channel keeps reading while a transfer waits for its data
-        connection: NOOP gets 200 at once, while another command (PWD) waits
-        until the transfer has ended.
+        connection: NOOP gets 200 at once, another command (PWD) is refused
+        at once with 503, and QUIT waits until the transfer has ended.
         """
         session = self.loggedIn(factory=self.factory(settings=self.settings(dataTimeout=5)))
         self.aliceHome.child("f").setContent(b"data")
         session.codes("PASV")
         self.assertEqual(session.codes("RETR f"), [150])
         self.assertEqual(session.codes("NOOP"), [200])
-        self.assertEqual(session.codes("PWD"), [])
+        self.assertEqual(session.codes("PWD"), [503])
+        self.assertEqual(session.codes("QUIT"), [])
         self.clock.advance(5)
-        self.assertEqual(finalCodes(session.replies()), [425, 257])
+        self.assertEqual(finalCodes(session.replies()), [425, 221])
 
     def test_overlongLine(self) -> None:
         """

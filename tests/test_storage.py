@@ -25,8 +25,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from txftps.errors import FTPReplyError
-from txftps.listing import LIST_KEYS
+from txftps._listing import LIST_KEYS
+from txftps.errors import (
+    ErrorReplies,
+    FileNameNotAllowedError,
+    FTPReplyError,
+    UploadWriteError,
+)
 from txftps.storage import PARTIAL_PREFIX, TEMPORARY_PREFIX, LocalShell, SafeWriteFile, partialPath
 
 
@@ -385,6 +390,28 @@ class ListTests(SynchronousTestCase):
         self.assertEqual(entries, [("inside.txt", [6])])
 
 
+class ReservedNameTests(SynchronousTestCase):
+    """
+    A new file or directory may not take a name reserved for in-progress
+    uploads: L{FileNameNotAllowedError} (553), and nothing is made.
+    """
+
+    def test_newNamesRefused(self) -> None:
+        """
+        MKD, an upload and a rename to a reserved name are refused with
+        L{FileNameNotAllowedError}.
+        """
+        root = FilePath(self.mktemp())
+        root.makedirs()
+        root.child("file.txt").setContent(b"x")
+        shell = LocalShell(root)
+        name = TEMPORARY_PREFIX + "mine"
+        self.failureResultOf(shell.makeDirectory([name]), FileNameNotAllowedError)
+        self.failureResultOf(shell.openForWriting([name]), FileNameNotAllowedError)
+        self.failureResultOf(shell.rename(["file.txt"], [name]), FileNameNotAllowedError)
+        self.assertEqual(root.listdir(), ["file.txt"])
+
+
 class ReadOnlyTests(SynchronousTestCase):
     """
     A read-only L{LocalShell} refuses every change and changes nothing, but
@@ -544,23 +571,26 @@ class SafeWriteFileTests(SynchronousTestCase):
     def test_diskFull(self) -> None:
         """
         A write failing with C{ENOSPC} stops the producer; C{close} then fails
-        with 552, the final file is untouched and the temporary file is gone.
+        with it, answered with 552, the final file is untouched and the temporary file is gone.
         """
         writeFile, producer = self._failingWrite(errno.ENOSPC)
         self.assertTrue(producer.stopped)
-        failure = self.failureResultOf(writeFile.close(), FTPReplyError)
-        self.assertEqual(failure.value.code, 552)
+        failure = self.failureResultOf(writeFile.close(), UploadWriteError)
+        self.assertEqual(failure.value.error.errno, errno.ENOSPC)
+        self.assertEqual(ErrorReplies().replyFor(failure.value)[0], 552)
         self.assertEqual(self.final.getContent(), b"old content")
         self.assertFalse(os.path.exists(writeFile.temporary.path))
         self.assertEqual(self.directory.listdir(), ["file.txt"])
 
     def test_ioError(self) -> None:
         """
-        Another write error (C{EIO}) fails C{close} with 452, leaving the
+        Another write error (C{EIO}) fails C{close}, answered with 452, leaving the
         final file untouched.
         """
         writeFile, _ = self._failingWrite(errno.EIO)
-        failure = self.failureResultOf(writeFile.close(), FTPReplyError)
-        self.assertEqual(failure.value.code, 452)
+        failure = self.failureResultOf(writeFile.close(), UploadWriteError)
+        self.assertEqual(
+            ErrorReplies().replyFor(failure.value), (452, "Write failed: Input/output error.")
+        )
         self.assertEqual(self.final.getContent(), b"old content")
         self.assertFalse(os.path.exists(writeFile.temporary.path))

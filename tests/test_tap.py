@@ -20,13 +20,16 @@ from typing import Any
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred import credentials, error
+from twisted.logger import PredicateResult
 from twisted.protocols.ftp import IFTPShell
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import refusedStart
+from txftps._datachannel import PassivePortRange
+from txftps._logging import QuietPortsFilter, placeServerFiles
 from txftps.auth import UsernamePassword
-from txftps.datachannel import PassivePortRange
-from txftps.server import FTPSFactory
+from txftps.server import FTPSFactory, ProxyProtocolFactory
 from txftps.tap import Options, makeService
 from txftps.tls import ServerTLS, fingerprint, generateSelfSigned
 
@@ -235,6 +238,33 @@ class OptionsTests(OptionsTestCase):
         """
         self.assertIn("masquerade", self.assertOptionError("--masquerade", "١.٢.٣.٤"))
 
+    def test_proxyProtocol(self) -> None:
+        """
+        C{--proxy-protocol} with repeated C{--trusted-proxy} addresses and
+        networks: the server trusts exactly those; without the options it
+        trusts none.
+        """
+        options = self.parse(
+            "--proxy-protocol", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.7"
+        )
+        trusted = options["trusted-proxies"]
+        self.assertTrue(trusted.trusts("10.1.2.3"))
+        self.assertTrue(trusted.trusts("192.0.2.7"))
+        self.assertFalse(trusted.trusts("192.0.2.8"))
+        self.assertIsNone(self.parse()["trusted-proxies"])
+
+    def test_badProxyProtocol(self) -> None:
+        """
+        C{--proxy-protocol} without C{--trusted-proxy}, C{--trusted-proxy}
+        without C{--proxy-protocol}, and values that are not an address or a
+        network (or a network with host bits set) are refused with one line.
+        """
+        self.assertIn("--trusted-proxy", self.assertOptionError("--proxy-protocol"))
+        self.assertIn("--proxy-protocol", self.assertOptionError("--trusted-proxy", "10.0.0.0/8"))
+        for value in ("10.0.0.1/8", "balancer.example", "10.0.0.0/40"):
+            message = self.assertOptionError("--proxy-protocol", "--trusted-proxy", value)
+            self.assertIn(repr(value), message)
+
     def test_badAuth(self) -> None:
         """
         An unknown C{--auth} checker, or a malformed one, is refused with one
@@ -362,6 +392,33 @@ class MakeServiceTests(OptionsTestCase):
             self.assertIsInstance(child, StreamServerEndpointService)
             self.assertIsInstance(child.factory, FTPSFactory)
         self.assertEqual([c.factory.implicit for c in children], [False, False, True])
+
+    def test_proxyProtocolChildren(self) -> None:
+        """
+        With C{--proxy-protocol} every endpoint serves a
+        L{ProxyProtocolFactory} around its L{FTPSFactory}, whose settings
+        name the trusted proxies (the data channels read them there).
+        """
+        options = self.parse("--proxy-protocol", "--trusted-proxy", "192.0.2.7")
+        children = self.children(makeService(options))
+        self.assertEqual(len(children), 2)
+        for child in children:
+            self.assertIsInstance(child.factory, ProxyProtocolFactory)
+            wrapped = child.factory.wrappedFactory
+            self.assertIsInstance(wrapped, FTPSFactory)
+            self.assertIs(wrapped.settings.trustedProxies, options["trusted-proxies"])
+        self.assertEqual(
+            sorted(c.factory.wrappedFactory.implicit for c in children), [False, True]
+        )
+
+    def test_allowFXP(self) -> None:
+        """
+        C{--allow-fxp} turns server-to-server transfers on in the settings
+        every factory shares; they are off by default.
+        """
+        self.assertFalse(self.children(makeService(self.parse()))[0].factory.settings.allowFXP)
+        children = self.children(makeService(self.parse("--allow-fxp")))
+        self.assertTrue(all(c.factory.settings.allowFXP for c in children))
 
     def test_defaultChildren(self) -> None:
         """
@@ -696,3 +753,107 @@ class TwistdProcessTests(SynchronousTestCase):
         self.assertEqual(keyPath.getContent(), keyBytes)
         self.assertIn("generated", first.output)
         self.assertNotIn("generated", second.output)
+
+
+class ServerFilesTests(SynchronousTestCase):
+    """
+    twistd's pid file and daemon log never land in a served tree, and the log
+    leaves out the lines Twisted's ports write for every passive listener.
+    """
+
+    def setUp(self) -> None:
+        self.base = os.path.realpath(self.mktemp())
+        self.served = os.path.join(self.base, "served")
+        self.data = os.path.join(self.base, "data")
+        os.makedirs(self.served)
+
+    def test_pidFileInServedTreeMoves(self) -> None:
+        """
+        A pid file that would be inside the served tree moves to the data
+        directory, which is created (mode 0700); the move is reported.
+        """
+        options: dict[str, Any] = {"pidfile": os.path.join(self.served, "twistd.pid")}
+        options["nodaemon"] = True
+        moved = placeServerFiles(options, [self.served], self.data)
+        self.assertEqual(options["pidfile"], os.path.join(self.data, "twistd.pid"))
+        self.assertEqual(moved, [f"pid file {options['pidfile']}"])
+        self.assertEqual(stat.S_IMODE(os.stat(self.data).st_mode), 0o700)
+
+    def test_filesElsewhereStay(self) -> None:
+        """
+        A pid file or log file outside the served trees stays where the
+        operator put it, and nothing is created.
+        """
+        elsewhere = os.path.join(self.base, "run", "ftps.pid")
+        log = os.path.join(self.base, "ftps.log")
+        options: dict[str, Any] = {"pidfile": elsewhere, "logfile": log, "nodaemon": False}
+        self.assertEqual(placeServerFiles(options, [self.served], self.data), [])
+        self.assertEqual((options["pidfile"], options["logfile"]), (elsewhere, log))
+        self.assertFalse(os.path.exists(self.data))
+
+    def test_daemonLogMoves(self) -> None:
+        """
+        A daemon (no C{-n}) started in the served tree would write
+        C{twistd.log} there: it goes to the data directory instead. With
+        C{-n} and no C{--logfile} the log is standard output and nothing
+        moves.
+        """
+        cwd = os.getcwd()
+        os.chdir(self.served)
+        self.addCleanup(os.chdir, cwd)
+        daemon: dict[str, Any] = {"pidfile": "", "logfile": None, "nodaemon": False}
+        placeServerFiles(daemon, [self.served], self.data)
+        self.assertEqual(daemon["logfile"], os.path.join(self.data, "twistd.log"))
+        foreground: dict[str, Any] = {"pidfile": "", "logfile": None, "nodaemon": True}
+        self.assertEqual(placeServerFiles(foreground, [self.served], self.data), [])
+        self.assertIsNone(foreground["logfile"])
+
+    def test_portChatterDropped(self) -> None:
+        """
+        The filter drops Twisted's C{... starting on N} and C{(TCP Port N
+        Closed)} lines and lets other lines through.
+        """
+        quiet = QuietPortsFilter()
+        for text in ("_DataFactory starting on 43797", "(TCP Port 43797 Closed)"):
+            event = {"log_format": "{log_text}", "log_text": text}
+            self.assertEqual(quiet(event), PredicateResult.no, text)
+        for text in ("alice logged in from 127.0.0.1", "starting on 12 files"):
+            event = {"log_format": "{log_text}", "log_text": text}
+            self.assertEqual(quiet(event), PredicateResult.maybe, text)
+
+
+class UploadCloseNotifyOptionTests(OptionsTestCase):
+    """
+    C{--upload-close-notify required|optional}.
+    """
+
+    def settings(self, *args: str) -> Any:
+        top = makeService(self.parse("--listen", "tcp:0", "--implicit", "none", *args))
+        return list(top)[0].factory.settings
+
+    def test_default(self) -> None:
+        """
+        By default an upload must end with the client's close_notify.
+        """
+        self.assertEqual(self.parse()["upload-close-notify"], "required")
+        self.assertTrue(self.settings().requireUploadCloseNotify)
+
+    def test_values(self) -> None:
+        """
+        C{required} and C{optional} reach the server's settings.
+        """
+        self.assertTrue(
+            self.settings("--upload-close-notify", "required").requireUploadCloseNotify
+        )
+        self.assertFalse(
+            self.settings("--upload-close-notify", "optional").requireUploadCloseNotify
+        )
+
+    def test_badValue(self) -> None:
+        """
+        C{twistd ftps --upload-close-notify sometimes} (and an empty value)
+        stops at once with one C{twistd ftps: error:} line naming the option.
+        """
+        for value in ("sometimes", ""):
+            line = refusedStart("--upload-close-notify", value)
+            self.assertIn("--upload-close-notify must be required or optional", line)

@@ -23,12 +23,14 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
+    drainBIO,
     memoryClient,
     memoryClientContext,
     memoryHandshake,
     memoryServerTLS,
+    stepTLS,
 )
-from txftps.tls import CertificateError, ServerTLS, fingerprint, sessionReused
+from txftps.tls import ALPNRefused, CertificateError, ServerTLS, fingerprint, sessionReused
 
 _VERSIONS = {"TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION}
 
@@ -37,31 +39,6 @@ def _server(context: SSL.Context) -> SSL.Connection:
     server = SSL.Connection(context, None)
     server.set_accept_state()
     return server
-
-
-class SessionReusedBindingTests(SynchronousTestCase):
-    """
-    The private pyOpenSSL binding that L{sessionReused} relies on.
-    """
-
-    def test_bindingExists(self) -> None:
-        """
-        C{OpenSSL._util.lib.SSL_session_reused} exists. If this fails, a
-        pyOpenSSL upgrade removed the private binding: L{sessionReused} (and
-        with it C{--session-reuse required}) no longer works, and
-        L{txftps.tls.sessionReused} must be reimplemented (a public API, or
-        C{cryptography}'s bindings).
-        """
-        from OpenSSL import _util
-
-        lib = getattr(_util, "lib", None)
-        if lib is None or not hasattr(lib, "SSL_session_reused"):
-            self.fail(
-                "pyOpenSSL no longer exposes OpenSSL._util.lib.SSL_session_reused: "
-                "txftps.tls.sessionReused is broken; TLS session-reuse checks on "
-                "data connections cannot work until it is reimplemented"
-            )
-        self.assertTrue(callable(lib.SSL_session_reused))
 
 
 class SessionReusedTests(SynchronousTestCase):
@@ -483,3 +460,105 @@ class FingerprintTests(SynchronousTestCase):
             text, ":".join(f"{b:02X}" for b in tls.chain[0].fingerprint(hashes.SHA256()))
         )
         self.assertIsNone(re.search(r"[a-f]", text))
+
+
+class ALPNTests(SynchronousTestCase):
+    """
+    The context of L{ServerTLS.optionsForConnection} selects ALPN C{ftp} when
+    a client offers it, refuses a client that offers ALPN without C{ftp} with
+    a C{no_application_protocol} alert, and serves a client that offers no
+    ALPN as before. The server connections here have no application data,
+    as data connections (L{txftps._datatls.DataTLS}) have none.
+    """
+
+    def setUp(self) -> None:
+        self.tls, _ = memoryServerTLS()
+        self.context = self.tls.optionsForConnection().getContext()
+
+    def _client(
+        self, protocols: list[bytes] | None, session: SSL.Session | None = None
+    ) -> SSL.Connection:
+        context = memoryClientContext()
+        if protocols is not None:
+            context.set_alpn_protos(protocols)
+        return memoryClient(context, session)
+
+    def test_ftpSelected(self) -> None:
+        """
+        A client offering only C{ftp} gets C{ftp}.
+        """
+        server = _server(self.context)
+        client = self._client([b"ftp"])
+        memoryHandshake(server, client)
+        self.assertEqual(client.get_alpn_proto_negotiated(), b"ftp")
+        self.assertEqual(server.get_alpn_proto_negotiated(), b"ftp")
+
+    def test_ftpAmongOthers(self) -> None:
+        """
+        A client offering C{ftp} after other protocols gets C{ftp}.
+        """
+        server = _server(self.context)
+        client = self._client([b"h2", b"http/1.1", b"ftp"])
+        memoryHandshake(server, client)
+        self.assertEqual(client.get_alpn_proto_negotiated(), b"ftp")
+
+    def test_noALPN(self) -> None:
+        """
+        A client offering no ALPN completes the handshake and nothing is
+        negotiated.
+        """
+        server = _server(self.context)
+        client = self._client(None)
+        memoryHandshake(server, client)
+        self.assertEqual(client.get_alpn_proto_negotiated(), b"")
+        self.assertEqual(server.get_alpn_proto_negotiated(), b"")
+
+    def test_otherProtocolRefused(self) -> None:
+        """
+        A client offering ALPN without C{ftp} fails the handshake with a
+        C{no_application_protocol} alert (the ALPACA defence): the server
+        raises L{ALPNRefused} (an C{SSL.Error}, which every TLS layer
+        handles) and the client reads the alert.
+        """
+        server = _server(self.context)
+        client = self._client([b"http/1.1"])
+        self.assertFalse(stepTLS(client))
+        server.bio_write(drainBIO(client))
+        error = self.assertRaises(ALPNRefused, server.do_handshake)
+        self.assertIsInstance(error, SSL.Error)
+        self.assertIn("http/1.1", str(error))
+        client.bio_write(drainBIO(server))
+        clientError = self.assertRaises(SSL.Error, client.do_handshake)
+        self.assertIn("no application protocol", str(clientError))
+
+    def test_refusalDoesNotStick(self) -> None:
+        """
+        After a refused client, a client offering C{ftp} on the same
+        context (another data connection of the same control connection)
+        completes its handshake: no failure is left behind on the context.
+        """
+        refused = _server(self.context)
+        client = self._client([b"http/1.1"])
+        stepTLS(client)
+        refused.bio_write(drainBIO(client))
+        self.assertRaises(SSL.Error, refused.do_handshake)
+        server = _server(self.context)
+        client = self._client([b"ftp"])
+        memoryHandshake(server, client)
+        self.assertEqual(server.get_alpn_proto_negotiated(), b"ftp")
+
+    def test_resumedWithALPN(self) -> None:
+        """
+        A data connection offering C{ftp} resumes the session of a control
+        connection that negotiated C{ftp}, TLS 1.2 and TLS 1.3.
+        """
+        for version in (SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION):
+            clientContext = memoryClientContext(maxVersion=version, minVersion=version)
+            clientContext.set_alpn_protos([b"ftp"])
+            control = memoryClient(clientContext)
+            memoryHandshake(_server(self.context), control)
+            data = memoryClient(clientContext, control.get_session())
+            server = _server(self.context)
+            memoryHandshake(server, data)
+            self.assertTrue(sessionReused(server), version)
+            self.assertEqual(data.get_alpn_proto_negotiated(), b"ftp")

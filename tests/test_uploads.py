@@ -104,6 +104,15 @@ class BIOUpload:
         """
         self.sock.close()
 
+    def sendCut(self, data: bytes, withhold: int) -> None:
+        """
+        Encrypt C{data} and put its records on the wire but for their last
+        C{withhold} bytes: the stream then ends inside a record.
+        """
+        self.tls.write(data)
+        wire = self.outgoing.read()
+        self.sock.sendall(wire[:-withhold])
+
 
 class UploadTestCase(CommandTestCase):
     """
@@ -521,7 +530,7 @@ class AnonymousReadOnlyTests(UploadTestCase):
 
 class UserCheckerTests(CommandTestCase):
     """
-    C{--auth} is repeatable (DESIGN.md, public contract): every checker
+    C{--auth} is repeatable (docs/design.md, public contract): every checker
     given is used.
     """
 
@@ -529,7 +538,7 @@ class UserCheckerTests(CommandTestCase):
 
     def test_oneMemoryCheckerPerUser(self) -> None:
         """
-        DESIGN.md public contract (--auth): With C{--auth memory:alice:secret --auth
+        docs/design.md, public contract (--auth): With C{--auth memory:alice:secret --auth
         memory:bob:bobpass} (what L{support.TwistdServer} passes for C{users={...}}),
         both alice and bob log in, each into their own home.
         """
@@ -651,21 +660,39 @@ class AbortAndQuitTests(UploadTestCase):
 
     def test_quitDuringUpload(self) -> None:
         """
-        SECURITY 27: QUIT during an upload: 221 and the connection closes; no 226 is ever
-        sent, and nothing appears under the final name.
+        SECURITY 27: QUIT during an upload waits for the transfer's end (RFC
+        959); when the client then drops the data connection without a
+        close_notify, the upload's reply is 426 (never 226), then QUIT's 221,
+        the connection closes, and nothing appears under the final name.
         """
         control = self.session()
         _, upload = self.startUpload(control, "STOR q.bin")
         upload.send(os.urandom(300_000))
         self.waitForHiddenBytes(300_000 - 65536)
         control.send("QUIT")
-        rest, closed = support.readUntilClosed(control.sock, 10)
         upload.abandon()
-        self.assertTrue(closed, "control connection still open after QUIT")
-        self.assertIn(b"221 ", rest)
-        self.assertNotIn(b"226", rest)
-        support.waitUntil(lambda: not os.path.exists(os.path.join(self.home, "q.bin")), 1)
+        self.assertReply(control.reply(10), 426, "STOR after QUIT and a dropped upload")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertTrue(support.serverClosed(control), "control connection open after 221")
         self.assertEqual(self.visibleNames(), [])
+
+    def test_quitDuringUploadCompletes(self) -> None:
+        """
+        QUIT during an upload does not cut it: the client sends the rest and
+        its close_notify, gets the upload's 226 and then QUIT's 221; the
+        file is the upload byte-exact.
+        """
+        payload = os.urandom(600_000)
+        control = self.session()
+        _, upload = self.startUpload(control, "STOR q.bin")
+        upload.send(payload[:300_000])
+        self.waitForHiddenBytes(300_000 - 65536)
+        control.send("QUIT")
+        upload.send(payload[300_000:])
+        upload.finish()
+        self.assertReply(control.reply(10), 226, "STOR with QUIT pending")
+        self.assertReply(control.reply(10), 221, "QUIT")
+        self.assertSameBytes(readFile(os.path.join(self.home, "q.bin")), payload, "STOR")
 
     def test_fileDescriptorsReturnToBaseline(self) -> None:
         """
@@ -704,11 +731,14 @@ class AbortAndQuitTests(UploadTestCase):
                 upload.send(os.urandom(100_000))
                 closeData = upload.abandon
             if i % 4 < 2:
-                # QUIT mid-transfer, then both sockets close.
+                # QUIT mid-transfer (it waits for the transfer's end), then
+                # the data connection closes, ending the transfer.
                 control.send("QUIT")
+                closeData()
                 support.readUntilClosed(control.sock, 5)
-            # Otherwise the client just goes away mid-transfer.
-            closeData()
+            else:
+                # The client just goes away mid-transfer.
+                closeData()
             control.close()
         counts: list[int] = []
 
@@ -849,3 +879,150 @@ class PathSpotChecks(UploadTestCase):
             if relative == homeDir:
                 continue  # its mtime changes with the new entries
             self.assertEqual(after.get(relative), before.get(relative), relative)
+
+
+class UploadCloseNotifyTests(UploadTestCase):
+    """
+    C{--upload-close-notify required} (the default): a TLS upload that ends
+    with a clean TCP close but no close_notify is truncated (426, partial
+    kept), and the log says that C{optional} would accept it.
+    """
+
+    def test_cleanCloseRefused(self) -> None:
+        """
+        50,000 bytes in complete records, then a clean TCP close without a
+        close_notify: 426 with all 50,000 bytes kept, nothing under the
+        final name, and a log line saying the upload ended without
+        close_notify and that C{--upload-close-notify optional} would accept
+        it.
+        """
+        watch = support.LogWatch(self.server)
+        watch.mark()
+        kept, _ = self.interruptedUpload(self.session(), "STOR up.bin", os.urandom(50_000))
+        self.assertEqual(kept, 50_000)
+        self.assertEqual(self.visibleNames(), [])
+        self.assertTrue(
+            watch.waitFor("ended without close_notify"), "no log line" + self.serverLog()
+        )
+        self.assertIn("--upload-close-notify optional would accept it", watch.since())
+
+    def test_netkitFtpSsl(self) -> None:
+        """
+        Debian's netkit C{ftp-ssl} closes its TLS data connection without a
+        close_notify: with the default, its upload of 50,000 bytes gets 426
+        and is kept as a hidden partial, never stored under its name.
+        """
+        local = writeFile(os.path.join(self.local, "up.bin"), os.urandom(50_000))
+        result = support.netkitFtp(self.server, f"put {local} up.bin", USER, PASSWORD)
+        output = result.stdout.decode("utf-8", "replace")
+        self.assertIn("\n426 ", "\n" + output, output + self.serverLog())
+        self.assertNotIn("\n226 ", "\n" + output)
+        self.assertEqual(self.visibleNames(), [])
+        self.assertEqual(len(self.hiddenNames()), 1)
+
+
+class OptionalUploadCloseNotifyTests(UploadTestCase):
+    """
+    C{--upload-close-notify optional}: a TLS upload whose stream ends with a
+    clean TCP close after its last complete record is stored (226) and
+    logged as ending without close_notify; a stream cut inside a record or
+    by a reset is still truncated (426, partial kept).
+    """
+
+    serverArgs = ("--upload-close-notify", "optional")
+
+    def test_cleanCloseAccepted(self) -> None:
+        """
+        5 MiB and 5 bytes in complete records, then a clean TCP close
+        without a close_notify: 226, the file is the upload byte-exact, no
+        hidden file is left, and the log says the upload ended without
+        close_notify and was accepted.
+        """
+        watch = support.LogWatch(self.server)
+        watch.mark()
+        payload = os.urandom(5 * 1024 * 1024 + 5)
+        control = self.session()
+        _, upload = self.startUpload(control, "STOR up.bin")
+        upload.send(payload)
+        upload.abandon()
+        self.assertReply(control.reply(10), 226, "STOR ended by a clean TCP close")
+        self.assertSameBytes(readFile(os.path.join(self.home, "up.bin")), payload, "STOR")
+        self.assertEqual(self.hiddenNames(), [])
+        self.assertTrue(
+            watch.waitFor("ended without close_notify"), "no log line" + self.serverLog()
+        )
+        self.assertIn(f"after {len(payload)} bytes: accepted", watch.since())
+
+    def test_closeNotifyStillWorks(self) -> None:
+        """
+        An upload that ends with the client's close_notify completes as
+        always: 226 and the exact bytes.
+        """
+        payload = os.urandom(300_000)
+        _, final = support.uploadOver(self.session(), "STOR up.bin", payload)
+        self.assertReply(final, 226, "STOR with close_notify")
+        self.assertSameBytes(readFile(os.path.join(self.home, "up.bin")), payload, "STOR")
+
+    def test_cutInsideRecord(self) -> None:
+        """
+        A stream that ends inside a TLS record (its last 3 bytes never sent,
+        or only 3 bytes of a further record's 5-byte header sent) followed by
+        a clean TCP close is still truncated: 426, the bytes of the complete
+        records kept in a hidden partial, nothing under the final name, and
+        the log says it ended inside a TLS record.
+        """
+        watch = support.LogWatch(self.server)
+        control = self.session()
+        for name, withhold in (("a.bin", 3), ("b.bin", None)):
+            watch.mark()
+            _, upload = self.startUpload(control, f"STOR {name}")
+            upload.send(os.urandom(100_000))
+            if withhold is None:
+                # A complete further record, of which only 3 header bytes go out.
+                upload.tls.write(b"tail")
+                upload.sock.sendall(upload.outgoing.read()[:3])
+            else:
+                upload.sendCut(b"tail" * 1000, withhold)
+            upload.abandon()
+            text = self.assertReply(control.reply(10), 426, f"STOR {name} cut inside a record")
+            match = KEPT.search(text)
+            self.assertIsNotNone(match, text)
+            assert match is not None
+            self.assertEqual(int(match.group(1)), 100_000, text)
+            self.assertTrue(
+                watch.waitFor("ended inside a TLS record"), "no log line" + self.serverLog()
+            )
+        self.assertEqual(self.visibleNames(), [])
+        self.assertEqual(len(self.hiddenNames()), 2)
+
+    def test_resetStillTruncated(self) -> None:
+        """
+        A stream that ends with a TCP reset after complete records is still
+        truncated: 426 with the bytes kept, nothing under the final name.
+        """
+        control = self.session()
+        _, upload = self.startUpload(control, "STOR up.bin")
+        upload.send(os.urandom(100_000))
+        self.waitForHiddenBytes(100_000 - 65536)
+        support.abortiveClose(upload.sock)
+        text = self.assertReply(control.reply(10), 426, "STOR ended by a reset")
+        self.assertIsNotNone(KEPT.search(text), text)
+        self.assertEqual(self.visibleNames(), [])
+
+    def test_netkitFtpSsl(self) -> None:
+        """
+        Debian's netkit C{ftp-ssl}, which closes its TLS data connection
+        without a close_notify, uploads 50,000 bytes: 226 and the file is
+        byte-exact; its download of the file back is byte-exact too.
+        """
+        payload = os.urandom(50_000)
+        local = writeFile(os.path.join(self.local, "up.bin"), payload)
+        back = os.path.join(self.local, "back.bin")
+        result = support.netkitFtp(
+            self.server, f"put {local} up.bin\nget up.bin {back}", USER, PASSWORD
+        )
+        output = result.stdout.decode("utf-8", "replace")
+        self.assertEqual(output.count("\n226 "), 2, output + self.serverLog())
+        self.assertSameBytes(readFile(os.path.join(self.home, "up.bin")), payload, "put")
+        self.assertSameBytes(readFile(back), payload, "get")
+        self.assertEqual(self.hiddenNames(), [])

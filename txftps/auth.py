@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_auth -*-
 """
-Authentication: the realm that hands out L{IFTPShell} avatars, the one place
+Authentication: the realm that hands out L{IFTPShell<twisted.protocols.ftp.IFTPShell>} avatars, the one place
 where credentials are adapted to what each cred checker expects, and the
 per-address ban of repeated failed logins.
 
@@ -24,15 +24,39 @@ from twisted.protocols.ftp import IFTPShell
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from txftps._certauth import (
+    CertificateMapError,
+    ClientCertificate,
+    ClientCertificateChecker,
+    IClientCertificate,
+    parseCertificateMap,
+)
+from txftps._htpasswd import (
+    HtpasswdChecker,
+    HtpasswdCheckerFactory,
+    HtpasswdError,
+    htpasswdCheckerFactory,
+    parseHtpasswd,
+)
 from txftps.storage import LocalShell
 
 __all__ = [
     "ANONYMOUS",
+    "CertificateMapError",
     "CheckerChain",
+    "ClientCertificate",
+    "ClientCertificateChecker",
     "FTPSRealm",
+    "HtpasswdChecker",
+    "HtpasswdCheckerFactory",
+    "HtpasswdError",
+    "IClientCertificate",
     "LoginBans",
     "UsernamePassword",
+    "htpasswdCheckerFactory",
     "normalizeChecker",
+    "parseCertificateMap",
+    "parseHtpasswd",
     "validUsername",
 ]
 
@@ -109,9 +133,10 @@ def normalizeChecker(checker: checkers.ICredentialsChecker) -> checkers.ICredent
 @implementer(checkers.ICredentialsChecker)
 class CheckerChain:
     """
-    Several checkers as one: a L{Portal} keeps one checker per credentials
-    interface, so repeated C{--auth} options are chained here. Each checker
-    that handles the credentials is tried in order; the first avatar ID wins.
+    Several checkers as one: a L{Portal<twisted.cred.portal.Portal>} keeps
+    one checker per credentials interface, so repeated C{--auth} options are
+    chained here. Each checker that handles the credentials is tried in
+    order; the first avatar ID wins.
     """
 
     def __init__(self, chain: list[checkers.ICredentialsChecker]) -> None:
@@ -157,7 +182,7 @@ class FTPSRealm:
     0700) on first login.
 
     @cvar shellFactory: builds the shell; subclasses may return any
-        L{IFTPShell}.
+        L{IFTPShell<twisted.protocols.ftp.IFTPShell>}.
     """
 
     shellFactory: Callable[..., Any] = LocalShell
@@ -243,6 +268,23 @@ class LoginBans:
         if self.banAfter <= 0:
             return False
         return self._failureCount(host) + self._running.get(host, 0) >= self.banAfter
+
+    def refusesConnections(self, host: str) -> bool:
+        """
+        Is C{host} under a ban now, so that its new connections are refused
+        before the greeting and before any TLS handshake?
+
+        Unlike L{isBanned}, checks still running do not count here: they may
+        yet succeed, and a client that opens a second connection while its
+        first logs in must not be turned away.
+        """
+        until = self._bannedUntil.get(host)
+        if until is None:
+            return False
+        if self._clock.seconds() < until:
+            return True
+        del self._bannedUntil[host]
+        return False
 
     def checking(self, host: str) -> None:
         """

@@ -24,7 +24,7 @@ import tempfile
 
 import bcrypt
 
-from txftps.htpasswd import HtpasswdError, parseHtpasswd
+from txftps._htpasswd import HtpasswdError, parseHtpasswd
 
 __all__ = ["hashPassword", "main"]
 

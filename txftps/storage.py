@@ -1,19 +1,25 @@
 # -*- test-case-name: tests.test_storage -*-
 """
-Storage: a local-filesystem L{IFTPShell} that keeps every path inside its root
-and never leaves a half-written file under its final name.
+Storage: a local-filesystem L{IFTPShell<twisted.protocols.ftp.IFTPShell>}
+that keeps every path inside its root and never leaves a half-written file
+under its final name.
 
-L{LocalShell} is Twisted's L{FTPShell} with three changes:
+L{LocalShell} is Twisted's L{FTPShell<twisted.protocols.ftp.FTPShell>} with these changes:
 
  - every path is resolved (symlinks included) and refused unless it stays
    inside the root; Twisted's shell follows symlinks anywhere;
+ - a new file or directory may not take a name reserved for in-progress
+   uploads (L{FileNameNotAllowedError}, C{553});
  - uploads go to a hidden temporary file in the target's directory and are
-   moved into place only by L{IWriteFile.close}; L{SafeWriteFile.abort}
+   moved into place only by L{IWriteFile.close<twisted.protocols.ftp.IWriteFile.close>}; L{SafeWriteFile.abort}
    removes them;
  - a read-only flag refuses every change.
 
-Any other L{IFTPShell} works with txftps too; a write file that also has an
-C{abort()} method gets the same all-or-nothing upload guarantee.
+L{LocalShell} provides the interfaces of L{txftps.interfaces} (offsets for
+REST and APPE, exclusive creation for STOU, MFMT, the MLST unique fact, and
+L{IReadOnlyShell} when read-only); its write files are L{IAtomicWriteFile}s.
+Any other L{IFTPShell<twisted.protocols.ftp.IFTPShell>} works with txftps too; a write file that provides
+L{IAtomicWriteFile} gets the same all-or-nothing upload guarantee.
 """
 
 from __future__ import annotations
@@ -30,16 +36,23 @@ from twisted.protocols.basic import FileSender
 from twisted.protocols.ftp import (
     FileNotFoundError,
     FTPShell,
-    IReadFile,
     IsADirectoryError,
-    IWriteFile,
     PermissionDeniedError,
     errnoToFailure,
 )
 from twisted.python.filepath import FilePath, InsecurePath
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer, noLongerProvides
 
-from txftps.errors import FTPReplyError
+from txftps.errors import FileNameNotAllowedError, FTPReplyError, UploadWriteError
+from txftps.interfaces import (
+    IAtomicWriteFile,
+    ICloseableReadFile,
+    IMachineListingShell,
+    IModificationTimeShell,
+    IReadOnlyShell,
+    IResumableShell,
+    IUniqueNameShell,
+)
 
 __all__ = ["LocalShell", "PARTIAL_PREFIX", "SafeWriteFile", "TEMPORARY_PREFIX", "partialPath"]
 
@@ -58,7 +71,7 @@ class _ChunkedFileSender(FileSender):
     CHUNK_SIZE = 256 * 1024  # type: ignore[assignment]
 
 
-@implementer(IReadFile)
+@implementer(ICloseableReadFile)
 class _FileReader:
     """
     A download from an open file; the file is closed when the send ends, or
@@ -173,7 +186,7 @@ def _copyPrefix(source: str, target: IO[bytes], length: int) -> None:
             left -= len(chunk)
 
 
-@implementer(IWriteFile)
+@implementer(IAtomicWriteFile)
 class SafeWriteFile:
     """
     An upload written to a hidden temporary file, moved over C{final} by
@@ -282,7 +295,7 @@ class SafeWriteFile:
                 os.replace(self.temporary.path, self.final.path)
         except OSError as e:
             self._discard()
-            return defer.fail(FTPReplyError(451, f"Could not store the file: {e.strerror}."))
+            return defer.fail(e)
         self._lock.release()
         try:
             os.unlink(partialPath(self.final).path)
@@ -290,16 +303,16 @@ class SafeWriteFile:
             pass
         return defer.succeed(None)
 
-    def writeError(self) -> FTPReplyError | None:
+    def writeError(self) -> UploadWriteError | None:
         """
-        The reply for a write that failed during the upload (disk full: 552;
-        another write error: 452), or C{None}.
+        The write that failed during the upload, if one did (the protocol's
+        L{txftps.errors.ErrorReplies} answers it: disk full C{552}, another
+        write error C{452}), or C{None}.
         """
         error = self._sink.error
         if error is None:
             return None
-        full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        return FTPReplyError(552 if full else 452, f"Write failed: {error.strerror}.")
+        return UploadWriteError(error)
 
     def abort(self) -> int:
         """
@@ -336,23 +349,32 @@ class SafeWriteFile:
         self._lock.release()
 
 
+@implementer(IResumableShell, IUniqueNameShell, IModificationTimeShell, IMachineListingShell)
 class LocalShell(FTPShell):  # type: ignore[misc]
     """
     A confined local-filesystem shell.
 
     @ivar filesystemRoot: the root; C{/} of the FTP namespace.
-    @ivar readOnly: refuse every change.
-    @cvar resumable: C{openForReading} takes an offset and C{openForWriting}
-        takes C{offset}/C{append} (C{REST}, C{APPE}); C{setModificationTime}
-        exists (C{MFMT}).
     """
-
-    resumable = True
 
     def __init__(self, filesystemRoot: FilePath[str], readOnly: bool = False) -> None:
         super().__init__(filesystemRoot)  # type: ignore[no-untyped-call]
         self.readOnly = readOnly
         self._realRoot = os.path.realpath(filesystemRoot.path)
+
+    @property
+    def readOnly(self) -> bool:
+        """
+        Refuse every change; a read-only shell provides L{IReadOnlyShell}.
+        """
+        return IReadOnlyShell.providedBy(self)
+
+    @readOnly.setter
+    def readOnly(self, value: bool) -> None:
+        if value:
+            alsoProvides(self, IReadOnlyShell)
+        else:
+            noLongerProvides(self, IReadOnlyShell)
 
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)
@@ -381,13 +403,23 @@ class LocalShell(FTPShell):  # type: ignore[misc]
             raise PermissionDeniedError("/".join(path))
         return p  # type: ignore[no-any-return]
 
+    def _refuseName(self, path: Sequence[str]) -> defer.Deferred[Any] | None:
+        """
+        A new file or directory may not take a reserved name.
+        """
+        if path and path[-1].startswith(TEMPORARY_PREFIX):
+            return defer.fail(FileNameNotAllowedError("/".join(path)))  # type: ignore[no-untyped-call]
+        return None
+
     def _refuseIfReadOnly(self, path: Sequence[str]) -> defer.Deferred[Any] | None:
         if self.readOnly:
             return defer.fail(PermissionDeniedError("/".join(path)))
         return None
 
     def makeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
-        return self._refuseIfReadOnly(path) or super().makeDirectory(path)  # type: ignore[no-untyped-call]
+        return (
+            self._refuseIfReadOnly(path) or self._refuseName(path) or super().makeDirectory(path)  # type: ignore[no-untyped-call]
+        )
 
     def removeDirectory(self, path: Sequence[str]) -> defer.Deferred[Any]:
         return self._refuseIfReadOnly(path) or super().removeDirectory(path)  # type: ignore[no-untyped-call]
@@ -411,7 +443,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         return d.addCallback(lambda result: self._dropPartial(path, result))  # type: ignore[no-any-return]
 
     def rename(self, fromPath: Sequence[str], toPath: Sequence[str]) -> defer.Deferred[Any]:
-        refused = self._refuseIfReadOnly(fromPath)
+        refused = self._refuseIfReadOnly(fromPath) or self._refuseName(toPath)
         if refused is not None:
             return refused
         d = super().rename(fromPath, toPath)  # type: ignore[no-untyped-call]
@@ -451,7 +483,7 @@ class LocalShell(FTPShell):  # type: ignore[misc]
         Open a file for an upload: a L{SafeWriteFile}, resumed at C{offset}
         (C{REST} + C{STOR}) or appending (C{APPE}) when asked.
         """
-        refused = self._refuseIfReadOnly(path)
+        refused = self._refuseIfReadOnly(path) or self._refuseName(path)
         if refused is not None:
             return refused
         p = self._path(path)

@@ -23,14 +23,28 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
+from txftps._certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
+from txftps._certreload import CertificateReloader
+from txftps._datachannel import PassivePortRange
+from txftps._logging import LOG_FORMATS, LOG_LEVELS, installObserver, placeServerFiles
+from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
-from txftps.certauth import CertificateMapError, ClientCertificateChecker, parseCertificateMap
-from txftps.datachannel import PassivePortRange
-from txftps.policy import SessionPolicy, TLSRequirement
-from txftps.server import ConnectionLimits, FTPSFactory, ServerSettings
-from txftps.tls import CertificateError, ServerTLS
+from txftps.server import (
+    ConnectionLimits,
+    FTPSFactory,
+    ProxyProtocolFactory,
+    ServerSettings,
+    TrustedProxies,
+)
+from txftps.tls import (
+    TLS_PROFILES,
+    CertificateError,
+    CertificateFiles,
+    ServerTLS,
+    describeOpenSSL,
+)
 
-__all__ = ["Options", "makeService"]
+__all__ = ["FTPSService", "Options", "makeService"]
 
 _log = Logger()
 
@@ -62,7 +76,7 @@ def _positive(name: str, cast: Any = float) -> Any:
 
 class Options(usage.Options, strcred.AuthOptionMixin):
     """
-    Options of C{twistd ftps}; see DESIGN.md's public contract.
+    Options of C{twistd ftps}; see docs/design.md, "Public contract of twistd ftps".
     """
 
     synopsis = "[options]"
@@ -75,9 +89,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     optFlags = [
         ["allow-ccc", None, "Permit CCC (clear command channel) after login"],
         [
+            "allow-fxp",
+            None,
+            "Server-to-server transfers: SSCN, CPSV, data peers other than the client",
+        ],
+        [
             "cert-login",
             None,
             "A verified client certificate naming the USER logs in with 232, no PASS",
+        ],
+        [
+            "proxy-protocol",
+            None,
+            "Connections from --trusted-proxy addresses start with a PROXY v1/v2 header"
+            " naming the client",
         ],
     ]
 
@@ -91,8 +116,21 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["passive-ports", None, None, "LOW-HIGH ports for PASV/EPSV listeners"],
         ["masquerade", None, None, "IPv4 address announced in PASV replies"],
         ["session-reuse", None, "required", "required or optional"],
+        [
+            "upload-close-notify",
+            None,
+            "required",
+            "required or optional: whether a TLS upload must end with the client's close_notify",
+        ],
         ["client-ca", None, None, "PEM CA certificates that client certificates must chain to"],
         ["client-cert", None, "none", "Client certificates: none, optional or required"],
+        [
+            "tls-profile",
+            None,
+            "compatible",
+            "modern (TLS 1.3 only), compatible (TLS 1.2 and 1.3, forward-secret AEAD"
+            " ciphers) or fips (FIPS 140-approved algorithms only)",
+        ],
         [
             "cert-map",
             None,
@@ -135,6 +173,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Seconds for a pending data connection",
             _positive("data-timeout"),
         ],
+        ["log-format", None, "text", "Log lines as text or json (one object per line)"],
+        ["log-level", None, "info", "debug, info, warn or error; per-command lines at debug"],
         ["max-clients", None, 1000, "Control connections in all", _positive("max-clients", int)],
         [
             "max-clients-per-ip",
@@ -150,6 +190,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["listen"] = []
         self["implicit"] = []
         self["read-only-user"] = []
+        self["trusted-proxy"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -163,6 +204,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         An authenticated user who may read but not change anything, repeatable
         """
         self["read-only-user"].append(name)
+
+    def opt_trusted_proxy(self, network: str) -> None:
+        """
+        Address or network (CIDR) of a load balancer that sends PROXY
+        headers, repeatable; needs --proxy-protocol
+        """
+        self["trusted-proxy"].append(network)
 
     def opt_implicit(self, description: str) -> None:
         """
@@ -199,6 +247,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             )
         if self["session-reuse"] not in ("required", "optional"):
             raise usage.UsageError("--session-reuse must be required or optional")
+        if self["upload-close-notify"] not in ("required", "optional"):
+            raise usage.UsageError("--upload-close-notify must be required or optional")
         if self["passive-ports"] is not None:
             low, _, high = self["passive-ports"].partition("-")
             try:
@@ -215,6 +265,21 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 raise usage.UsageError(
                     f"--masquerade needs an IPv4 address, not {self['masquerade']!r}"
                 )
+        if self["proxy-protocol"] and not self["trusted-proxy"]:
+            raise usage.UsageError("--proxy-protocol needs --trusted-proxy")
+        if self["trusted-proxy"] and not self["proxy-protocol"]:
+            raise usage.UsageError("--trusted-proxy needs --proxy-protocol")
+        self["trusted-proxies"] = None
+        if self["proxy-protocol"]:
+            try:
+                self["trusted-proxies"] = TrustedProxies.fromStrings(self["trusted-proxy"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
+        if self["tls-profile"] not in TLS_PROFILES:
+            raise usage.UsageError(
+                f"--tls-profile must be one of {', '.join(TLS_PROFILES)},"
+                f" not {self['tls-profile']!r}"
+            )
         if self["key"] is not None and self["cert"] is None:
             raise usage.UsageError("--key needs --cert")
         if self["client-cert"] not in ("none", "optional", "required"):
@@ -226,13 +291,32 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["cert-map"] is not None and not self["cert-login"]:
             raise usage.UsageError("--cert-map needs --cert-login")
         try:
-            self["tls"] = self._loadTLS()
-            if self["client-cert"] != "none":
-                self["tls"] = self["tls"].withClientCertificates(
-                    FilePath(self["client-ca"]), self["client-cert"]
-                )
+            self["certificate-files"] = self._certificateFiles()
+            self["tls"] = self["certificate-files"].load()
         except CertificateError as e:
             raise usage.UsageError(str(e))
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        self["server-files-moved"] = []
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            # Run by twistd: keep its pid file and log out of what we serve,
+            # and keep Twisted's per-listener lines out of the log.
+            served = [os.path.abspath(self[name] or ".") for name in ("root", "home")]
+            dataDirectory = self["data-dir"] or defaultDataDirectory()
+            try:
+                self["server-files-moved"] = placeServerFiles(parent, served, dataDirectory)
+            except OSError as e:
+                raise usage.UsageError(f"cannot use data directory {dataDirectory}: {e}")
+            if not installObserver(parent, self["log-format"], self["log-level"]) and (
+                self["log-format"] != "text" or self["log-level"] != "info"
+            ):
+                raise usage.UsageError(
+                    "--log-format and --log-level cannot be combined with twistd's"
+                    " --logger or --syslog"
+                )
         self["cert-mapping"] = None
         if self["cert-map"] is not None:
             try:
@@ -243,18 +327,30 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             except (CertificateMapError, UnicodeDecodeError) as e:
                 raise usage.UsageError(str(e))
 
-    def _loadTLS(self) -> ServerTLS:
+    def _certificateFiles(self) -> CertificateFiles:
+        """
+        Where the TLS material lives: C{--cert}, C{--key} and C{--client-ca},
+        or the certificate generated under the data directory (generated
+        now if missing).
+        """
+        profile = TLS_PROFILES[self["tls-profile"]]
+        clientCA = FilePath(self["client-ca"]) if self["client-ca"] is not None else None
+        extra: dict[str, Any] = {
+            "clientCA": clientCA,
+            "clientCertificates": self["client-cert"],
+        }
         if self["cert"] is not None:
             cert = FilePath(self["cert"])
-            return ServerTLS.fromFiles(cert, FilePath(self["key"]) if self["key"] else cert)
+            key = FilePath(self["key"]) if self["key"] else cert
+            return CertificateFiles(cert, key, profile, **extra)
         directory = FilePath(self["data-dir"] or defaultDataDirectory())
         try:
-            tls, generated = ServerTLS.fromDataDirectory(directory)
+            files, generated = CertificateFiles.inDataDirectory(directory, profile, **extra)
         except OSError as e:
             raise CertificateError(f"cannot use data directory {directory.path}: {e}")
         if generated:
             _log.info("generated a self-signed certificate in {path}", path=directory.path)
-        return tls
+        return files
 
 
 class _ListeningService(StreamServerEndpointService):
@@ -264,7 +360,10 @@ class _ListeningService(StreamServerEndpointService):
     """
 
     def __init__(self, description: str, endpoint: Any, factory: FTPSFactory) -> None:
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
+        served: Any = factory
+        if factory.settings.trustedProxies is not None:
+            served = ProxyProtocolFactory(factory)
+        super().__init__(endpoint, served)  # type: ignore[no-untyped-call]
         self._description = description
         self._kind = "implicit" if factory.implicit else "explicit"
         self._raiseSynchronously = True
@@ -289,6 +388,28 @@ class _ListeningService(StreamServerEndpointService):
         return port
 
 
+class FTPSService(service.MultiService):
+    """
+    The C{twistd ftps} service: one listening child per endpoint, and
+    SIGHUP reloading the TLS material while it runs.
+
+    @ivar reloader: reloads the certificate, key and client CAs of every
+        factory.
+    """
+
+    def __init__(self, reloader: CertificateReloader) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.reloader = reloader
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.reloader.installSignalHandler()
+
+    def stopService(self) -> Any:
+        self.reloader.removeSignalHandler()
+        return super().stopService()  # type: ignore[no-untyped-call]
+
+
 def makeService(options: Options) -> service.MultiService:
     """
     Build the FTPS service from parsed options.
@@ -308,6 +429,7 @@ def makeService(options: Options) -> service.MultiService:
     settings = ServerSettings(
         policy=SessionPolicy(tlsRequired=options["tls-required"]),
         requireResumption=options["session-reuse"] == "required",
+        requireUploadCloseNotify=options["upload-close-notify"] == "required",
         passivePorts=options["passive-ports"],
         masquerade=options["masquerade"],
         handshakeTimeout=options["handshake-timeout"],
@@ -315,7 +437,9 @@ def makeService(options: Options) -> service.MultiService:
         dataTimeout=options["data-timeout"],
         maxLoginAttempts=options["max-login-attempts"],
         allowCCC=bool(options["allow-ccc"]),
+        allowFXP=bool(options["allow-fxp"]),
         certificateLogin=bool(options["cert-login"]),
+        trustedProxies=options["trusted-proxies"],
     )
     tls: ServerTLS = options["tls"]
     explicit = FTPSFactory(
@@ -327,7 +451,9 @@ def makeService(options: Options) -> service.MultiService:
         bans=LoginBans(reactor, options["ban-after"], options["ban-time"]),
     )
     implicit = explicit.withImplicitTLS()
-    top = service.MultiService()
+    top = FTPSService(
+        CertificateReloader(reactor, options["certificate-files"], [explicit, implicit])
+    )
     for descriptions, factory in ((options["listen"], explicit), (options["implicit"], implicit)):
         for description in descriptions:
             endpoint = endpoints.serverFromString(reactor, description)
@@ -338,4 +464,12 @@ def makeService(options: Options) -> service.MultiService:
         implicit=", ".join(options["implicit"]) or "none",
     )
     _log.info("txftps: certificate SHA-256 fingerprint {fp}", fp=tls.fingerprint)
+    _log.info(
+        "txftps: TLS profile {profile} ({summary}); {openssl}",
+        profile=tls.profile.name,
+        summary=tls.profile.summary,
+        openssl=describeOpenSSL(),
+    )
+    for moved in options["server-files-moved"]:
+        _log.info("txftps: {moved}, outside the served tree", moved=moved)
     return top

@@ -11,6 +11,20 @@ session (L{sessionReused}) can only have come from the client that holds the
 control connection's session: another control connection's context has other
 ticket keys and another session-ID context.
 
+ALPN, on control and data connections alike: every such context selects
+C{ftp} for a client that offers it (FileZilla does), refuses a client that
+offers ALPN without C{ftp} with a C{no_application_protocol} alert (the ALPACA
+defence: a client that came to speak HTTP or SMTP is not let into an FTP
+session), and serves a client that offers no ALPN as if ALPN did not exist
+(L{selectALPN}).
+
+Every context follows the server's L{TLSProfile} (C{modern}, C{compatible},
+the default, or C{fips}; see L{txftps._tlsprofiles}), and material outside
+the profile is refused when it is loaded, with one line saying why.
+L{CertificateFiles} says where the material lives, so that a server can load
+it again (on SIGHUP) and swap the L{ServerTLS} of its factories: connections
+made before keep the options, and so the context, they started with.
+
 Usage::
 
     tls = ServerTLS.fromFiles(FilePath("chain.pem"), FilePath("key.pem"))
@@ -21,30 +35,63 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from OpenSSL._util import lib as _lib
 from OpenSSL.crypto import X509, PKey
 from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from txftps._internals import sessionReused
+from txftps._tlsprofiles import (
+    COMPATIBLE,
+    FIPS,
+    MODERN,
+    TLS_PROFILES,
+    TLSProfile,
+    describeOpenSSL,
+)
+
 __all__ = [
+    "ALPN_PROTOCOL",
+    "COMPATIBLE",
+    "FIPS",
+    "MODERN",
+    "TLS_PROFILES",
+    "ALPNRefused",
     "CertificateError",
+    "CertificateFiles",
     "ServerTLS",
+    "TLSProfile",
+    "describeOpenSSL",
     "fingerprint",
     "generateSelfSigned",
     "peerCertificate",
+    "selectALPN",
     "sessionReused",
 ]
+
+_log = Logger()
+
+ALPN_PROTOCOL = b"ftp"
+"""
+The ALPN protocol ID of FTP (IANA's registry; RFC 7301).
+"""
+
+# What a refusal logs of the offered list: the client chooses it (up to 64 KiB).
+_LOGGED_PROTOCOLS = 8
+_LOGGED_PROTOCOL_BYTES = 32
 
 
 class CertificateError(Exception):
@@ -54,18 +101,66 @@ class CertificateError(Exception):
     """
 
 
-def sessionReused(connection: SSL.Connection) -> bool:
+class ALPNRefused(SSL.Error):
     """
-    Tell whether the handshake of C{connection} resumed an earlier session.
+    The client offered ALPN protocols and C{ftp} was not among them.
 
-    pyOpenSSL has no public call for this; this wraps the private binding of
-    C{SSL_session_reused}, and C{tests.test_tls} fails loudly if an upgrade
-    removes it.
-
-    @param connection: a connection whose handshake has completed.
-    @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
+    Raised from the ALPN callback, it makes OpenSSL answer with a fatal
+    C{no_application_protocol} alert, and pyOpenSSL raises it again from the
+    handshake call; being an C{SSL.Error}, every TLS layer (Twisted's for
+    control connections, L{txftps._datatls.DataTLS} for data connections)
+    treats it as the failed handshake it is.
     """
-    return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def _describeOffered(offered: list[bytes]) -> str:
+    shown = [repr(p[:_LOGGED_PROTOCOL_BYTES])[1:] for p in offered[:_LOGGED_PROTOCOLS]]
+    if len(offered) > _LOGGED_PROTOCOLS:
+        shown.append(f"... ({len(offered)} in all)")
+    return ", ".join(shown)
+
+
+def _peerOf(connection: SSL.Connection) -> str:
+    """
+    The peer's address for a log line: Twisted's TLS protocol is the
+    application data of a control connection, and the protocol it wraps
+    knows the client's address (the one a PROXY header named, behind a
+    balancer); a data connection has none.
+    """
+    tls = connection.get_app_data()
+    client = getattr(getattr(tls, "wrappedProtocol", None), "peerHost", None)
+    if client:
+        return str(client)
+    getPeer = getattr(getattr(tls, "transport", None), "getPeer", None)
+    host = getattr(getPeer(), "host", None) if getPeer is not None else None
+    return str(host) if host is not None else "a client"
+
+
+def selectALPN(connection: SSL.Connection, offered: list[bytes]) -> bytes:
+    """
+    The ALPN select callback of every server context: C{ftp} or a refusal.
+
+    OpenSSL calls it only for a client that offers ALPN; a client that
+    offers none is served without it.
+
+    @param connection: the server connection in its handshake.
+    @param offered: the protocol IDs the client offered, in its order.
+    @return: C{b"ftp"} when the client offered it.
+    @raise ALPNRefused: the client offered ALPN without C{ftp}.
+    """
+    if ALPN_PROTOCOL in offered:
+        return ALPN_PROTOCOL
+    described = _describeOffered(offered)
+    _log.info(
+        "TLS handshake refused: {peer} offered ALPN {offered} without ftp",
+        peer=_peerOf(connection),
+        offered=described,
+    )
+    # The arguments of an SSL.Error are an OpenSSL error queue: a list of
+    # (library, function, reason); Twisted's TLS layer reads them.
+    raise ALPNRefused(
+        [("SSL routines", "", f"no application protocol: client offered {described}")]
+    )
 
 
 def peerCertificate(connection: SSL.Connection) -> x509.Certificate | None:
@@ -140,12 +235,14 @@ class ServerTLS:
     @ivar clientCAs: CA certificates that client certificates must chain to.
     @ivar clientCertificates: C{"none"}, C{"optional"} (verified when sent)
         or C{"required"}.
+    @ivar profile: the protocol versions, ciphers and groups offered.
     """
 
     chain: tuple[x509.Certificate, ...]
     key: PKey
     clientCAs: tuple[x509.Certificate, ...] = ()
     clientCertificates: str = "none"
+    profile: TLSProfile = COMPATIBLE
 
     def withClientCertificates(self, caPath: FilePath[str], mode: str) -> ServerTLS:
         """
@@ -161,15 +258,52 @@ class ServerTLS:
             raise CertificateError(f"cannot read client CA {caPath.path}: {e.strerror}")
         except ValueError:
             raise CertificateError(f"no PEM certificate in {caPath.path}")
-        return ServerTLS(self.chain, self.key, cas, mode)
+        return dataclasses.replace(self, clientCAs=cas, clientCertificates=mode)
+
+    def withProfile(self, profile: TLSProfile, source: str = "the certificate") -> ServerTLS:
+        """
+        The same material under another profile, checked against it.
+
+        @param source: what to call the material in an error (a file name).
+        @raise CertificateError: the material does not fit C{profile}, or
+            OpenSSL refuses it.
+        """
+        tls = dataclasses.replace(self, profile=profile)
+        tls.check(source)
+        return tls
+
+    def check(self, source: str = "the certificate") -> None:
+        """
+        Refuse material that this server's profile does not allow, or that
+        OpenSSL would refuse on every connection (by building one context).
+
+        @param source: what to call the material in an error (a file name).
+        @raise CertificateError: with a one-line reason.
+        """
+        problem = self.profile.problemWith(self.chain, self.key.to_cryptography_key())
+        if problem is not None:
+            raise CertificateError(
+                f"{source} does not fit TLS profile {self.profile.name}: {problem}"
+            )
+        try:
+            self.optionsForConnection().getContext()
+        except (SSL.Error, ValueError) as e:
+            raise CertificateError(f"OpenSSL refuses {source}: {_openSSLReason(e)}")
 
     @classmethod
-    def fromFiles(cls, certPath: FilePath[str], keyPath: FilePath[str]) -> ServerTLS:
+    def fromFiles(
+        cls,
+        certPath: FilePath[str],
+        keyPath: FilePath[str],
+        profile: TLSProfile = COMPATIBLE,
+    ) -> ServerTLS:
         """
-        Load a PEM certificate chain and a PEM private key.
+        Load a PEM certificate chain and a PEM private key, and check them
+        against C{profile}.
 
         @param certPath: PEM file with the leaf certificate first.
         @param keyPath: PEM file with the private key (may be the same file).
+        @param profile: the TLS profile the material must fit.
         @raise CertificateError: with a one-line reason when anything is off.
         """
         try:
@@ -195,26 +329,25 @@ class ServerTLS:
             raise CertificateError(
                 f"key {keyPath.path} does not match certificate {certPath.path}"
             )
-        return cls(chain, PKey.from_cryptography_key(privateKey))  # type: ignore[arg-type]
+        key = PKey.from_cryptography_key(privateKey)  # type: ignore[arg-type]
+        return cls(chain, key, profile=profile).withProfile(
+            profile, f"certificate {certPath.path}"
+        )
 
     @classmethod
-    def fromDataDirectory(cls, directory: FilePath[str]) -> tuple[ServerTLS, bool]:
+    def fromDataDirectory(
+        cls, directory: FilePath[str], profile: TLSProfile = COMPATIBLE
+    ) -> tuple[ServerTLS, bool]:
         """
         Load the generated certificate under C{directory}, generating it first
         if there is none.
 
         @param directory: the data directory; created (mode 0700) if missing.
+        @param profile: the TLS profile the material must fit.
         @return: the loaded material, and whether it was generated just now.
         """
-        if not directory.isdir():
-            os.makedirs(directory.path, mode=0o700, exist_ok=True)
-        certPath = directory.child("server-cert.pem")
-        keyPath = directory.child("server-key.pem")
-        generated = False
-        if not (certPath.exists() and keyPath.exists()):
-            generateSelfSigned(certPath, keyPath, ["localhost", "127.0.0.1", "::1"])
-            generated = True
-        return cls.fromFiles(certPath, keyPath), generated
+        files, generated = CertificateFiles.inDataDirectory(directory, profile)
+        return files.load(), generated
 
     @cached_property
     def _openSSLChain(self) -> list[X509]:
@@ -231,11 +364,34 @@ class ServerTLS:
         """
         return fingerprint(self.chain[0])
 
+    @cached_property
+    def serverToServerContext(self) -> SSL.Context:
+        """
+        The TLS client context of server-to-server transfers (C{SSCN ON},
+        C{CPSV}, with C{--allow-fxp}): the server's TLS profile, this
+        server's certificate for peers that ask for one. The peer is another FTP
+        server whose certificate nothing here can vouch for, so it is not
+        verified: the transfer is encrypted, not authenticated (see
+        docs/security.md).
+        """
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        self.profile.configure(context)
+        context.set_verify(SSL.VERIFY_NONE, lambda *args: True)
+        leaf, *extra = self._openSSLChain
+        context.use_certificate(leaf)
+        for certificate in extra:
+            context.add_extra_chain_cert(certificate)
+        context.use_privatekey(self.key)
+        context.set_options(SSL.OP_NO_RENEGOTIATION)
+        context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
+        return context
+
     def optionsForConnection(self) -> CertificateOptions:
         """
-        Make the TLS options of one control connection: TLS 1.2 or newer, no
-        renegotiation, session cache and tickets on, and a context of its own
-        that the connection's data channels share.
+        Make the TLS options of one control connection: the versions and
+        ciphers of the profile, no renegotiation, session cache and tickets on, ALPN C{ftp}
+        (L{selectALPN}), and a context of its own that the connection's data
+        channels share.
 
         @return: a new L{CertificateOptions}; its C{getContext()} is created
             here, so it is ready before any connection uses it.
@@ -259,6 +415,78 @@ class ServerTLS:
                 [X509.from_cryptography(c).get_subject() for c in self.clientCAs]
             )
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        self.profile.configure(context)
+        # Replaces the callback Twisted installs, which fails on our
+        # connections (internal_error) whenever a client offers ALPN.
+        context.set_alpn_select_callback(selectALPN)
         # Keep record buffers between writes: bulk data moves through here.
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
         return options
+
+
+def _openSSLReason(error: Exception) -> str:
+    """
+    The reasons in an OpenSSL error queue (or any other error), in one line.
+    """
+    queue = error.args[0] if error.args else None
+    if isinstance(queue, list) and queue and all(isinstance(e, tuple) for e in queue):
+        return "; ".join(str(e[-1]) for e in queue)
+    return str(error)
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """
+    Where a server's TLS material lives, so that it can be loaded at start
+    and loaded again while the server runs (C{twistd ftps} does on SIGHUP).
+
+    @ivar certificate: PEM file with the leaf certificate first.
+    @ivar key: PEM file with the private key (may be C{certificate}).
+    @ivar profile: the TLS profile the material must fit.
+    @ivar clientCA: PEM file with the CAs that client certificates must chain
+        to, or C{None}.
+    @ivar clientCertificates: C{"none"}, C{"optional"} or C{"required"}.
+    """
+
+    certificate: FilePath[str]
+    key: FilePath[str]
+    profile: TLSProfile = COMPATIBLE
+    clientCA: FilePath[str] | None = None
+    clientCertificates: str = "none"
+
+    @classmethod
+    def inDataDirectory(
+        cls, directory: FilePath[str], profile: TLSProfile = COMPATIBLE, **kwargs: Any
+    ) -> tuple[CertificateFiles, bool]:
+        """
+        The generated certificate and key under C{directory}, generating them
+        first if either is missing.
+
+        @param directory: the data directory; created (mode 0700) if missing.
+        @param profile: the TLS profile the material must fit.
+        @param kwargs: the other attributes.
+        @return: the files, and whether they were generated just now.
+        """
+        if not directory.isdir():
+            os.makedirs(directory.path, mode=0o700, exist_ok=True)
+        certPath = directory.child("server-cert.pem")
+        keyPath = directory.child("server-key.pem")
+        generated = False
+        if not (certPath.exists() and keyPath.exists()):
+            generateSelfSigned(certPath, keyPath, ["localhost", "127.0.0.1", "::1"])
+            generated = True
+        return cls(certPath, keyPath, profile, **kwargs), generated
+
+    def load(self) -> ServerTLS:
+        """
+        Read and check all the files.
+
+        @return: the material, ready to serve.
+        @raise CertificateError: with a one-line reason when any file is
+            missing, unreadable, malformed or outside the profile.
+        """
+        tls = ServerTLS.fromFiles(self.certificate, self.key, self.profile)
+        if self.clientCA is not None and self.clientCertificates != "none":
+            tls = tls.withClientCertificates(self.clientCA, self.clientCertificates)
+            tls.check(f"client CA {self.clientCA.path}")
+        return tls

@@ -5,7 +5,7 @@ L{txftps.tap}) and the C{--auth htpasswd:PATH} checker factory.
 
 from twisted.application.service import ServiceMaker
 
-from txftps.htpasswd import htpasswdCheckerFactory
+from txftps.auth import htpasswdCheckerFactory
 
 ftps = ServiceMaker("txftps", "txftps.tap", "An FTPS server (explicit and implicit TLS).", "ftps")
 

@@ -30,8 +30,6 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-__all__ = ["HtpasswdChecker", "HtpasswdError", "htpasswdCheckerFactory", "parseHtpasswd"]
-
 _log = Logger()
 
 _BCRYPT_PREFIXES = (b"$2y$", b"$2b$", b"$2a$")
@@ -97,8 +95,9 @@ class HtpasswdChecker:
     def __init__(self, path: str, reactor: Any) -> None:
         """
         @param path: the file; it is read now.
-        @param reactor: provides L{IReactorThreads} (for bcrypt off the
-            reactor thread).
+        @param reactor: provides
+            L{IReactorThreads<twisted.internet.interfaces.IReactorThreads>}
+            (for bcrypt off the reactor thread).
         @raise HtpasswdError: the file cannot be read or is not acceptable.
         """
         self.path = path

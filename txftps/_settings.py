@@ -8,20 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from txftps.datachannel import PassivePortRange
-from txftps.policy import SessionPolicy
-
-__all__ = ["ConnectionLimits", "ServerSettings"]
+from txftps._datachannel import PassivePortRange
+from txftps._policy import SessionPolicy
+from txftps._proxyprotocol import TrustedProxies
 
 
 @dataclass
 class ServerSettings:
     """
     What an operator configures, shared by a server's factories.
+
+    C{trustedProxies}: connections from these addresses start with a PROXY
+    header naming the client (wrap the factory in a
+    L{txftps.server.ProxyProtocolFactory}); C{None}: no PROXY
+    protocol.
     """
 
     policy: SessionPolicy = field(default_factory=SessionPolicy)
     requireResumption: bool = True
+    requireUploadCloseNotify: bool = True
     passivePorts: PassivePortRange | None = None
     masquerade: str | None = None
     handshakeTimeout: float = 30.0
@@ -31,7 +36,9 @@ class ServerSettings:
     failedLoginDelay: float = 1.0
     maxPasswordLength: int = 1024
     allowCCC: bool = False
+    allowFXP: bool = False
     certificateLogin: bool = False
+    trustedProxies: TrustedProxies | None = None
 
 
 class ConnectionLimits:

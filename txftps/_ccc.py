@@ -18,15 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
-from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import noLongerProvides
 
-__all__ = ["clearControlChannel"]
+from txftps._internals import forgetTLS, takeTLSLayer, unreadBytes
 
 _log = Logger()
 
@@ -109,7 +105,7 @@ class _ClosingTLS(Protocol):
         except SSL.ZeroReturnError:
             self._sendOurs()
             # Plaintext the client sent right behind its close_notify.
-            self._finish(_unreadBytes(self._connection))
+            self._finish(unreadBytes(self._connection))
         except SSL.Error as e:
             _log.info("TLS error while clearing the control channel: {e}", e=e)
             self._done = True
@@ -119,25 +115,6 @@ class _ClosingTLS(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._pi.connectionLost(reason)
-
-
-def _unreadBytes(connection: SSL.Connection) -> bytes:
-    """
-    What is left in C{connection}'s incoming memory BIO after TLS ended: the
-    first plaintext bytes, if the client sent them in the same packet as its
-    close_notify. pyOpenSSL has no call for this; it uses the private BIO.
-    """
-    bio = getattr(connection, "_into_ssl", None)
-    if bio is None:
-        return b""
-    chunks = []
-    buffer = _ffi.new("char[]", 4096)
-    while True:
-        count = _lib.BIO_read(bio, buffer, 4096)
-        if count <= 0:
-            break
-        chunks.append(_ffi.buffer(buffer, count)[:])
-    return b"".join(chunks)
 
 
 def clearControlChannel(pi: Any) -> None:
@@ -150,19 +127,12 @@ def clearControlChannel(pi: Any) -> None:
         on which C{startTLS} was called.
     """
     transport = pi.transport
-    tls = transport.protocol
-    aggregator = getattr(tls, "_aggregator", None)
-    if aggregator is not None:
-        aggregator.flush()
-    connection: SSL.Connection = tls._tlsConnection
+    layer = takeTLSLayer(transport)
 
     def cleared() -> None:
-        transport.TLS = False
-        for name in ("getHandle", "getPeerCertificate"):
-            transport.__dict__.pop(name, None)
-        noLongerProvides(transport, ISSLTransport)
+        forgetTLS(transport)
         transport.protocol = pi
         _log.info("control channel from {host} is in plaintext after CCC", host=pi.peerHost)
 
-    transport.protocol = _ClosingTLS(connection, pi, cleared, tls._flushSendBIO)
+    transport.protocol = _ClosingTLS(layer.connection, pi, cleared, layer.flushSendBIO)
     transport.protocol.makeConnection(transport)

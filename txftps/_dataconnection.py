@@ -3,18 +3,21 @@
 One data connection: clear or with its own L{DataTLS} layer, the consumer a
 download is sent to and the producer an upload is read from.
 
-Its L{DataChannel} decides whether it may carry a transfer (the gate); the
+Its L{DataChannel<txftps._datachannel.DataChannel>} decides whether it may carry a transfer (the gate); the
 connection itself knows when a transfer completed: a download when our last
 byte and close_notify are out, an upload when the client's close_notify
-arrived (TLS) or the TCP stream ended cleanly (clear). Anything else is a
-L{TransferAborted} (426). No byte either way for the channel's timeout aborts
-a transfer.
+arrived (TLS) or the TCP stream ended cleanly (clear). With
+C{requireUploadCloseNotify} off on its channel, a TLS upload whose TCP stream
+ended cleanly after a complete TLS record completes too (logged). Anything
+else (a reset, a stream cut inside a record) is a L{TransferAborted} (426).
+No byte either way for the channel's timeout aborts a transfer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
@@ -23,13 +26,62 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txftps.datatls import DataTLS
+from txftps._datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
 
-if TYPE_CHECKING:
-    from txftps.datachannel import DataChannel
 
-__all__ = ["DataConnection", "TransferAborted"]
+class DataConnectionOwner(TypingProtocol):
+    """
+    What a L{DataConnection} tells, and asks of, the data channel that owns
+    it (L{txftps._datachannel.DataChannel} provides it).
+    """
+
+    @property
+    def clock(self) -> interfaces.IReactorTime:
+        """
+        The reactor's clock, for the stall timer.
+        """
+
+    @property
+    def timeout(self) -> float:
+        """
+        Seconds a transfer may stall.
+        """
+
+    requireUploadCloseNotify: bool
+
+    #: The TLS client context of server-to-server transfers, if allowed.
+    serverToServerContext: SSL.Context | None
+
+    @property
+    def clientHost(self) -> str:
+        """
+        The address of the control connection's client (behind a balancer,
+        the one its PROXY header named).
+        """
+
+    def connectionReady(self, connection: DataConnection) -> None:
+        """
+        C{connection} is ready for a transfer (a clear one connected, or a
+        protected one finished its handshake and passed the gate).
+        """
+
+    def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
+        """
+        The TLS handshake of C{connection} completed: may it carry a transfer?
+        """
+
+    def refuse(self, reason: FTPReplyError) -> None:
+        """
+        The data connection cannot be used: the transfer fails with
+        C{reason}.
+        """
+
+    def connectionLost(self, connection: DataConnection) -> None:
+        """
+        C{connection} closed.
+        """
+
 
 _log = Logger()
 _CONNECTION_DONE = Failure(error.ConnectionDone())
@@ -46,7 +98,8 @@ class DataConnection(Protocol):
     """
     One data connection, clear or with its own L{DataTLS} layer.
 
-    It is also the L{IConsumer} that an L{IReadFile} sends a download to.
+    It is also the L{IConsumer<twisted.internet.interfaces.IConsumer>} that
+    an L{IReadFile<twisted.protocols.ftp.IReadFile>} sends a download to.
 
     @cvar tlsFactory: builds the TLS layer; replace to change how TLS runs.
     @ivar protected: the connection runs TLS.
@@ -56,11 +109,29 @@ class DataConnection(Protocol):
     tlsFactory: Callable[..., DataTLS] = DataTLS
     transport: Any
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+    def __init__(
+        self,
+        channel: DataConnectionOwner,
+        context: SSL.Context | None,
+        tlsClient: bool | None = False,
+        fxp: bool = False,
+    ) -> None:
+        """
+        @param channel: the data channel that owns the connection.
+        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: run TLS as the client (C{True}), the server
+            (C{False}), or wait for L{startTLS} to say which (C{None}:
+            C{SSCN ON} decides per transfer command).
+        @param fxp: the peer is another FTP server (a server-to-server
+            transfer): it cannot resume this client's TLS session.
+        """
         self._channel = channel
         self._context = context
+        self._tlsClient = tlsClient
+        self.fxp = fxp
         self.protected = context is not None
         self.tls: DataTLS | None = None
+        self._beforeTLS: list[bytes] = []
         self._buffer: list[bytes] = []
         self._sink: interfaces.IConsumer | None = None
         self._uploadDone: defer.Deferred[None] | None = None
@@ -68,6 +139,8 @@ class DataConnection(Protocol):
         self._sending = False
         self._finishing = False
         self._lost = False
+        # A failed handshake left its alert to deliver: close, never abort.
+        self._alertPending = False
         self._stallTimer: interfaces.IDelayedCall | None = None
         self.bytesReceived = 0
         self.bytesSent = 0
@@ -104,25 +177,64 @@ class DataConnection(Protocol):
         if setNoDelay is not None:
             # The last record of a transfer must not wait for an ACK.
             setNoDelay(True)
-        if self._context is not None:
-            self.tls = self.tlsFactory(self._context, self.transport.write, self._gate)
-        else:
-            self._channel._connectionReady(self)
+        if self._context is None:
+            self._channel.connectionReady(self)
+        elif self._tlsClient is not None:
+            self.startTLS(self._tlsClient)
+
+    @property
+    def tlsPending(self) -> bool:
+        """
+        A protected connection whose TLS role is not decided yet (see
+        L{startTLS}).
+        """
+        return self._context is not None and self.tls is None
+
+    def startTLS(self, client: bool) -> None:
+        """
+        Start TLS in the given role; bytes the peer sent before are fed to it.
+
+        @param client: run TLS as the client.
+        """
+        if not self.tlsPending or self.transport is None:
+            self._tlsClient = client
+            return
+        context = self._channel.serverToServerContext if client else self._context
+        if context is None:
+            self._channel.refuse(
+                DataChannelRefused(522, "Server-to-server transfers are not allowed here.")
+            )
+            self.abort()
+            return
+        tls = self.tlsFactory(context, self.transport.write, self._gate, client=client)
+        self.tls = tls
+        tls.start()
+        early, self._beforeTLS = b"".join(self._beforeTLS), []
+        if early:
+            self.dataReceived(early)
 
     def _gate(self, tls: DataTLS) -> bool:
-        return self._channel._handshakeCompleted(self, tls)
+        return self._channel.handshakeCompleted(self, tls)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.tlsPending:
+            # The TLS role is decided by the transfer command (SSCN ON).
+            self._beforeTLS.append(data)
+            return
         if self.tls is not None:
             try:
                 data = self.tls.dataReceived(data)
             except SSL.Error as e:
                 _log.info("data connection TLS failure: {error}", error=e)
                 if not self.tls.handshakeDone:
-                    self._channel._refuse(
+                    # The handshake's alert tells the client why (for
+                    # instance no_application_protocol): a clean close
+                    # delivers it, an abort would drop it.
+                    self._alertPending = True
+                    self._channel.refuse(
                         DataChannelRefused(522, "Data connection TLS handshake failed.")
                     )
-                self.transport.abortConnection()
+                self.abort()
                 return
         self._activity()
         if data:
@@ -140,10 +252,9 @@ class DataConnection(Protocol):
         if self._stallTimer is not None and self._stallTimer.active():
             self._stallTimer.cancel()
         self._stallTimer = None
-        self._channel._connectionLost(self)
+        self._channel.connectionLost(self)
         if self._uploadDone is not None:
-            clean = reason.check(error.ConnectionDone) is not None
-            if self.tls is None and clean:
+            if self._streamComplete(reason):
                 self._completeUpload()
             else:
                 self._failUpload()
@@ -154,12 +265,49 @@ class DataConnection(Protocol):
             else:
                 d.errback(TransferAborted(426, "Data connection closed; transfer aborted."))
 
+    def _streamComplete(self, reason: Failure) -> bool:
+        """
+        Did the upload's stream, which ended with C{reason} before any
+        close_notify, carry the whole upload? A clear stream: when it ended
+        with a clean TCP close. A TLS stream: only when the channel does not
+        require a close_notify, the TCP close was clean and it came after a
+        complete TLS record. A clean TCP close of a TLS stream is logged with
+        the verdict.
+        """
+        clean = reason.check(error.ConnectionDone) is not None
+        if self.tls is None or not clean:
+            return clean
+        if not self.tls.atRecordBoundary:
+            ending, verdict = "inside a TLS record", "truncated"
+        elif self._channel.requireUploadCloseNotify:
+            ending = "without close_notify"
+            verdict = "truncated (--upload-close-notify optional would accept it)"
+        else:
+            ending, verdict = "without close_notify", "accepted (--upload-close-notify optional)"
+        _log.info(
+            "TLS upload from {host} ended {ending} (clean TCP close) after {count} bytes: {verdict}",
+            # The control connection's client: this connection passed the
+            # peer check, and behind a balancer its own peer is the balancer.
+            host=self._channel.clientHost,
+            ending=ending,
+            count=self.bytesReceived,
+            verdict=verdict,
+        )
+        return verdict.startswith("accepted")
+
     @property
     def transferring(self) -> bool:
         """
         A transfer is using this connection.
         """
         return self._uploadDone is not None or self._sendDone is not None
+
+    @property
+    def uploading(self) -> bool:
+        """
+        An upload is using this connection (L{receiveInto} runs).
+        """
+        return self._uploadDone is not None
 
     # Uploads
 
@@ -214,7 +362,8 @@ class DataConnection(Protocol):
 
     def sendFile(self, readFile: Any) -> defer.Deferred[None]:
         """
-        Send an L{IReadFile}, then close with our close_notify.
+        Send an L{IReadFile<twisted.protocols.ftp.IReadFile>}, then close with
+        our close_notify.
 
         @return: fires once the connection closed after the last byte, fails
             with L{TransferAborted} when the peer went away first.
@@ -275,7 +424,12 @@ class DataConnection(Protocol):
 
     def abort(self) -> None:
         """
-        Drop the connection now, without a close_notify.
+        Drop the connection now, without a close_notify; after a failed
+        handshake, close it once the TLS alert is sent.
         """
-        if not self._lost:
+        if self._lost:
+            return
+        if self._alertPending:
+            self.transport.loseConnection()
+        else:
             self.transport.abortConnection()

@@ -1,97 +1,78 @@
 # -*- test-case-name: tests.test_server -*-
 """
 The core of the FTPS protocol interpreter (PI): connection life, explicit and
-implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, login
-and the session commands (AUTH PBSZ PROT USER PASS FEAT OPTS SYST NOOP HELP
-QUIT TYPE MODE STRU SITE HOST REIN CCC CDC).
+implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, and
+the session commands (AUTH PBSZ PROT FEAT OPTS SYST NOOP HELP QUIT TYPE MODE
+STRU SITE HOST REIN CCC CDC).
+
+The avatar is an L{IFTPShell<twisted.protocols.ftp.IFTPShell>}; what it offers beyond that is read from the
+interfaces of L{txftps.interfaces} it provides, never from attribute names.
 
 Explicit FTPS: C{AUTH TLS} answers 234, discards every byte that arrived in
 plaintext after the AUTH line, and starts TLS. Implicit FTPS: TLS from the
 first byte; the greeting comes only after the handshake.
 
-Errors are L{FTPReplyError}s (or Twisted's shell errors), turned into replies
-in one place, L{ProtocolInterpreter._replyFailure}.
+Errors are L{FTPReplyError}s, Twisted's shell errors or storage C{OSError}s,
+turned into replies in one place, L{ProtocolInterpreter._replyFailure}, by
+the class's L{ErrorReplies}.
+
+Paths are read with L{unescapeName} and shown with L{escapeName}: a name with
+control characters is shown escaped, and the escaped name works in commands.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
-from twisted.cred import credentials as credtypes
-from twisted.cred import error as crederror
 from twisted.internet import defer, interfaces
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.protocols import ftp
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txftps.auth import UsernamePassword
-from txftps.ccc import clearControlChannel
-from txftps.certauth import ClientCertificate
-from txftps.datachannel import DataChannel
-from txftps.errors import FTPReplyError
-from txftps.listing import (
-    MLST_FACTS,
+from txftps._ccc import clearControlChannel
+from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, defaultFacts
+from txftps._datachannel import DataChannel
+from txftps._listing import (
     MLST_KEYS,
+    displayPath,
+    escapeName,
+    hasControlCharacters,
+    pathSegments,
     printableName,
 )
-from txftps.policy import SessionState
-from txftps.settings import ServerSettings
+from txftps._session import Session
+from txftps._settings import ServerSettings
+from txftps.errors import ErrorReplies, FileNameNotAllowedError, FTPReplyError
+from txftps.interfaces import IMachineListingShell, IReadOnlyShell, ISessionObserver
 from txftps.tls import fingerprint, peerCertificate
 
-if TYPE_CHECKING:
-    from txftps.server import FTPSFactory
 
-__all__ = ["ProtocolInterpreter"]
+class ServerFactory(Protocol):
+    """
+    What a L{ProtocolInterpreter} needs of its factory
+    (L{txftps.server.FTPSFactory} provides it).
+    """
+
+    reactor: Any
+    portal: Any
+    tls: Any
+    settings: ServerSettings
+    implicit: bool
+    limits: Any
+    bans: Any
+    observer: ISessionObserver
+
 
 _log = Logger()
 
 #: Telnet IAC, IP and DM bytes (undecodable, so surrogate-escaped) that some
 #: clients send before ABOR.
 _TELNET_CONTROLS = ("\udcff", "\udcf4", "\udcf2")
-
-#: Twisted shell errors and the replies they become.
-_SHELL_ERRORS: list[tuple[type[Exception], int, str]] = [
-    (ftp.FileNotFoundError, 550, "No such file or directory."),
-    (ftp.PermissionDeniedError, 550, "Permission denied."),
-    (ftp.AnonUserDeniedError, 550, "Permission denied."),
-    (ftp.IsNotADirectoryError, 550, "Not a directory."),
-    (ftp.IsADirectoryError, 550, "Is a directory."),
-    (ftp.FileExistsError, 550, "File exists."),
-    (ftp.InvalidPath, 550, "Invalid path."),
-    (ftp.CmdArgSyntaxError, 501, "Syntax error in arguments."),
-    (ftp.BadCmdSequenceError, 503, "Bad sequence of commands."),
-]
-
-#: Commands that leave a pending REST offset alone; any other clears it.
-_KEEPS_RESTART = frozenset(
-    {
-        "REST",
-        "RETR",
-        "STOR",
-        "APPE",
-        "STOU",
-        "PASV",
-        "EPSV",
-        "PORT",
-        "EPRT",
-        "TYPE",
-        "MODE",
-        "STRU",
-        "NOOP",
-        "STAT",
-        "SIZE",
-        "MDTM",
-        "FEAT",
-        "OPTS",
-    }
-)
-
-#: Commands answered while a transfer is running; others wait for its end.
-_DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP", "QUIT"})
 
 
 @implementer(interfaces.IHandshakeListener)
@@ -103,11 +84,19 @@ class ProtocolInterpreter(LineReceiver):
     transfer commands.
 
     @cvar dataChannelFactory: builds the L{DataChannel}.
+    @cvar errorReplies: turns the errors of commands into replies.
     @cvar greeting: the 220 text.
-    @cvar features: the FEAT lines.
-    @ivar state: the L{SessionState} the policy reads.
-    @ivar shell: the logged-in user's L{IFTPShell}, or C{None}.
-    @ivar workingDirectory: the current directory as path segments.
+    @cvar commands: the command table (L{txftps._commands}): what the
+        policy, the dispatcher and C{FEAT} know about each command.
+    @ivar session: the L{Session}: what this connection's commands share,
+        and what the policy reads.
+    @ivar shell: the logged-in user's L{IFTPShell<twisted.protocols.ftp.IFTPShell>}, or C{None}.
+    @ivar peerAddress: the address of the client (for L{ISessionObserver}).
+    @ivar clientAddress: the client's address when it is not the transport's
+        peer (a trusted proxy's PROXY header named it); set before
+        C{makeConnection}.
+    @ivar peerHost: the client's IP address, for caps, bans, logs and the
+        data-connection peer check.
     """
 
     delimiter = b"\n"
@@ -117,44 +106,19 @@ class ProtocolInterpreter(LineReceiver):
     closeGrace: ClassVar[float] = 2.0
 
     dataChannelFactory: ClassVar[Callable[..., DataChannel]] = DataChannel
+    errorReplies: ClassVar[ErrorReplies] = ErrorReplies()
     greeting: ClassVar[str] = "txftps ready."
-    features: ClassVar[tuple[str, ...]] = (
-        "AUTH TLS",
-        "PBSZ",
-        "PROT",
-        "EPSV",
-        "EPRT",
-        "UTF8",
-        "SIZE",
-        "MDTM",
-        "MFMT",
-        "REST STREAM",
-        "MLST type*;size*;modify*;perm*;unique*;",
-        "HOST",
-        "TVFS",
-    )
+    commands: ClassVar[Mapping[str, CommandFacts]] = COMMANDS
 
-    factory: FTPSFactory
+    factory: ServerFactory
     transport: Any
 
     def __init__(self) -> None:
-        self.state = SessionState()
-        self.shell: Any = None
+        self.session = Session()
+        self.shell: ftp.IFTPShell | None = None
         self._logout: Callable[[], None] | None = None
-        self.workingDirectory: list[str] = []
-        self._user: str | None = None
-        self._failedLogins = 0
-        self._renameFrom: list[str] | None = None
         self._queue: list[bytes] = []
         self._busy = False
-        self._transferring = False
-        self._transferFinished: defer.Deferred[None] | None = None
-        self._aborting = False
-        self._restOffset = 0
-        self._mlstFacts: tuple[str, ...] = MLST_FACTS
-        self._userName: str | None = None
-        self._epsvAll = False
-        self._cleared = False
         self._closing = False
         self._admitted = False
         self.clientCertificate: Any = None
@@ -163,7 +127,10 @@ class ProtocolInterpreter(LineReceiver):
         self._idleTimer: interfaces.IDelayedCall | None = None
         self._abortTimer: interfaces.IDelayedCall | None = None
         self.dataChannel: DataChannel | None = None
+        self.clientAddress: IPv4Address | IPv6Address | None = None
         self.peerHost = ""
+        self.peerAddress: Any = None
+        self._lastReply = 0
 
     # settings shortcuts
 
@@ -175,10 +142,31 @@ class ProtocolInterpreter(LineReceiver):
     def clock(self) -> interfaces.IReactorTime:
         return self.factory.reactor  # type: ignore[no-any-return]
 
+    @property
+    def observer(self) -> ISessionObserver:
+        """
+        The factory's L{ISessionObserver}.
+        """
+        return self.factory.observer
+
+    @property
+    def avatar(self) -> ftp.IFTPShell:
+        """
+        The logged-in user's shell.
+
+        @raise FTPReplyError: 530 when nobody is logged in.
+        """
+        if self.shell is None:
+            raise FTPReplyError(530, "Please log in with USER and PASS first.")
+        return self.shell
+
     # connection life
 
     def connectionMade(self) -> None:
-        self.peerHost = self.transport.getPeer().host
+        self.peerAddress = (
+            self.clientAddress if self.clientAddress is not None else self.transport.getPeer()
+        )
+        self.peerHost = self.peerAddress.host
         handle = getattr(self.transport, "getHandle", None)
         if handle is not None:
             try:
@@ -190,6 +178,15 @@ class ProtocolInterpreter(LineReceiver):
         if setNoDelay is not None:
             # Replies are small and answered at once: no Nagle delay.
             setNoDelay(True)
+        if self.factory.bans.refusesConnections(self.peerHost):
+            # Refused at the door: no greeting beyond the 421, and no TLS
+            # handshake for an attacker to spend our CPU on.
+            _log.info("refused {host}: banned after failed logins", host=self.peerHost)
+            if not self.factory.implicit:
+                self.reply(421, "Too many failed logins from your address; try again later.")
+            self.transport.loseConnection()
+            self._closing = True
+            return
         if not self.factory.limits.admit(self.peerHost):
             _log.info("connection from {host} over the connection caps", host=self.peerHost)
             if not self.factory.implicit:
@@ -204,9 +201,11 @@ class ProtocolInterpreter(LineReceiver):
             requireResumption=self.settings.requireResumption,
             timeout=self.settings.dataTimeout,
             portRange=self.settings.passivePorts,
+            requireUploadCloseNotify=self.settings.requireUploadCloseNotify,
+            trustedProxies=self.settings.trustedProxies,
         )
         if self.factory.implicit:
-            self.state.implicit = True
+            self.session.implicit = True
             self._startTLS()
         else:
             self.reply(220, self.greeting)
@@ -242,7 +241,7 @@ class ProtocolInterpreter(LineReceiver):
 
     def _idleTimedOut(self) -> None:
         self._idleTimer = None
-        if self._transferring:
+        if self.session.transferring:
             self._resetIdleTimer()
             return
         self.reply(421, "Idle timeout; closing control connection.")
@@ -289,23 +288,25 @@ class ProtocolInterpreter(LineReceiver):
         if self._handshakeTimer is not None and self._handshakeTimer.active():
             self._handshakeTimer.cancel()
         self._handshakeTimer = None
-        self.state.controlProtected = True
+        self.session.controlProtected = True
         handle = getattr(self.transport, "getHandle", None)
         self.clientCertificate = peerCertificate(handle()) if handle is not None else None
         if self.dataChannel is not None and self.clientCertificate is not None:
             self.dataChannel.controlCertificate = fingerprint(self.clientCertificate)
-        if self.state.implicit:
-            self.state.pbszSeen = True
-            self.state.dataProtected = True
+        if self.session.implicit:
+            self.session.pbszSeen = True
+            self.session.dataProtected = True
             self.reply(220, self.greeting)
 
     # replies
 
     def reply(self, code: int, text: str) -> None:
         """
-        Send a reply; a multi-line C{text} becomes a multi-line reply.
+        Send a reply; a multi-line C{text} becomes a multi-line reply. A line
+        with any other control character is written with L{escapeName}: no
+        name can break a reply line.
         """
-        lines = text.replace("\r", "").split("\n")
+        lines = [escapeName(x) if hasControlCharacters(x) else x for x in text.split("\n")]
         if len(lines) == 1:
             out = f"{code} {lines[0]}\r\n"
         else:
@@ -313,18 +314,15 @@ class ProtocolInterpreter(LineReceiver):
             out += "".join(f" {line}\r\n" for line in lines[1:-1])
             out += f"{code} {lines[-1]}\r\n"
         self.transport.write(out.encode("utf-8", "surrogateescape"))
+        self._lastReply = code
+        self.observer.replySent(self.peerAddress, code, "\n".join(lines))
 
     def _replyFailure(self, failure: Failure) -> None:
-        error = failure.value
-        if isinstance(error, FTPReplyError):
-            self.reply(error.code, error.text)
-            return
-        for kind, code, text in _SHELL_ERRORS:
-            if isinstance(error, kind):
-                self.reply(code, text)
-                return
-        _log.failure("command failed", failure)
-        self.reply(451, "Requested action aborted: local error in processing.")
+        reply = self.errorReplies.replyFor(failure.value)  # type: ignore[arg-type]
+        if reply is None:
+            _log.failure("command failed", failure)
+            reply = (451, "Requested action aborted: local error in processing.")
+        self.reply(*reply)
 
     # line handling
 
@@ -342,7 +340,12 @@ class ProtocolInterpreter(LineReceiver):
     def _processQueue(self) -> None:
         while self._queue and not self._busy and not self._closing:
             command, _ = self._parse(self._queue[0])
-            if self._transferring and command not in _DURING_TRANSFER:
+            if (
+                self.session.transferring
+                and self.factsOf(command).duringTransfer is DuringTransfer.AFTER
+            ):
+                # It runs after the transfer's final reply; the policy refuses
+                # or answers everything else at once.
                 return
             line = self._queue.pop(0)
             self._runLine(line)
@@ -364,10 +367,14 @@ class ProtocolInterpreter(LineReceiver):
             host=self.peerHost,
             command=command if command != "PASS" else "PASS ***",
         )
-        if command not in _KEEPS_RESTART:
-            self._restOffset = 0
+        self.observer.commandReceived(
+            self.peerAddress, command, argument if command != "PASS" else "***"
+        )
+        facts = self.factsOf(command)
+        if not facts.keepsRestart:
+            self.session.restOffset = 0
         try:
-            self.settings.policy.checkCommand(command, self.state)
+            self.settings.policy.checkCommand(command, self.session, facts)
             handler = getattr(self, "ftp_" + command, None)
             if handler is None:
                 raise FTPReplyError(502, f"Command {command} not implemented.")
@@ -384,21 +391,54 @@ class ProtocolInterpreter(LineReceiver):
         self._busy = False
         self._processQueue()
 
+    def factsOf(self, command: str) -> CommandFacts:
+        """
+        The entry of C{command} in this protocol's command table, or
+        L{defaultFacts} for a command the table does not know.
+        """
+        return self.commands.get(command) or defaultFacts(command)
+
     def _async(self, coroutine: Awaitable[None]) -> defer.Deferred[None]:
         return defer.Deferred.fromCoroutine(coroutine)  # type: ignore[arg-type]
 
-    # paths
+    # paths: the helpers command handlers of subclasses use too
 
-    def _segments(self, path: str) -> list[str]:
-        if "\0" in path:
-            raise FTPReplyError(550, "Invalid path.")
-        return ftp.toSegments(self.workingDirectory, path)  # type: ignore[no-any-return]
+    def resolvePath(self, path: str) -> list[str]:
+        """
+        The path a client sent, relative to the working directory, as path
+        segments from the user's root (escaped names read back; C{..} never
+        leaves the root).
 
-    def _displayPath(self, segments: list[str]) -> str:
-        return "/" + "/".join(segments)
+        @raise FTPReplyError: 550 for a path that cannot name a file.
+        """
+        return pathSegments(self.session.workingDirectory, path)
 
-    def _shellCall(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
-        return defer.maybeDeferred(getattr(self.shell, name), *args, **kwargs)
+    def checkNewName(self, segments: list[str]) -> list[str]:
+        """
+        C{segments} name a file or directory about to be made: no control
+        characters (L{FileNameNotAllowedError}, 553).
+
+        @return: C{segments}.
+        """
+        if segments and hasControlCharacters(segments[-1]):
+            raise FileNameNotAllowedError("/".join(segments))  # type: ignore[no-untyped-call]
+        return segments
+
+    def displayPath(self, segments: list[str]) -> str:
+        """
+        How a path is shown to the client: absolute, names escaped.
+        """
+        return displayPath(segments)
+
+    def callShell(
+        self, method: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> defer.Deferred[Any]:
+        """
+        Call a method of the L{avatar}; a synchronous result or exception
+        becomes a L{defer.Deferred}, and its failure becomes the command's
+        reply when the handler returns it.
+        """
+        return defer.maybeDeferred(method, *args, **kwargs)
 
     # access control and TLS commands
 
@@ -409,9 +449,9 @@ class ProtocolInterpreter(LineReceiver):
             raise FTPReplyError(501, "AUTH needs a mechanism: AUTH TLS.")
         if mechanism not in ("TLS", "SSL", "TLS-C", "TLS-P"):
             raise FTPReplyError(504, f"AUTH {mechanism} not supported; use AUTH TLS.")
-        if self.state.controlProtected or self._tlsOptions is not None:
+        if self.session.controlProtected or self._tlsOptions is not None:
             raise FTPReplyError(503, "TLS is already active.")
-        if self.state.loggedIn:
+        if self.session.loggedIn:
             raise FTPReplyError(534, "AUTH after a plaintext login is refused.")
         self.reply(234, f"AUTH {mechanism} successful; starting TLS.")
         dropped = len(self.clearLineBuffer()) + sum(len(q) for q in self._queue)  # type: ignore[no-untyped-call]
@@ -422,202 +462,49 @@ class ProtocolInterpreter(LineReceiver):
                 count=dropped,
                 host=self.peerHost,
             )
-        self._user = None
-        self.state.pbszSeen = False
-        self.state.dataProtected = False
+        self.session.user = None
+        self.session.pbszSeen = False
+        self.session.dataProtected = False
         self._startTLS()
 
     def ftp_PBSZ(self, argument: str) -> None:
         self._refuseAfterCCC("PBSZ")
-        if not self.state.controlProtected:
+        if not self.session.controlProtected:
             raise FTPReplyError(503, "PBSZ needs a protected control channel; AUTH TLS first.")
         if not argument.strip().isdigit():
             raise FTPReplyError(501, "PBSZ needs a number: PBSZ 0.")
-        self.state.pbszSeen = True
+        self.session.pbszSeen = True
         self.reply(200, "PBSZ=0")
 
     def ftp_PROT(self, argument: str) -> None:
         self._refuseAfterCCC("PROT")
-        if not self.state.controlProtected or not self.state.pbszSeen:
+        if not self.session.controlProtected or not self.session.pbszSeen:
             raise FTPReplyError(503, "PROT needs PBSZ first.")
         level = argument.strip().upper()
         if level == "C":
-            self.state.dataProtected = False
+            self.session.dataProtected = False
             self.reply(200, "Protection level set to Clear.")
         elif level == "P":
-            self.state.dataProtected = True
+            self.session.dataProtected = True
             self.reply(200, "Protection level set to Private.")
         elif level in ("S", "E"):
             raise FTPReplyError(536, f"Protection level {level} not supported.")
         else:
             raise FTPReplyError(504, "Unknown protection level; use C or P.")
 
-    def ftp_USER(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
-            raise FTPReplyError(530, "Already logged in.")
-        if not argument:
-            raise FTPReplyError(501, "USER needs a user name.")
-        self._user = argument
-        if (
-            self.settings.certificateLogin
-            and self.clientCertificate is not None
-            and not self.factory.bans.isBanned(self.peerHost)
-        ):
-            return self._async(self._certificateLogin(argument, self.clientCertificate))
-        self.reply(331, "Password required.")
-        return None
-
-    async def _certificateLogin(self, user: str, certificate: Any) -> None:
-        """
-        C{USER} from a client whose verified certificate names C{user}: 232,
-        no password. Otherwise the usual 331 and password check.
-        """
-        try:
-            result = await self.factory.portal.login(
-                ClientCertificate(user, certificate), None, ftp.IFTPShell
-            )
-        except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
-            self.reply(331, "Password required.")
-            return
-        self._user = None
-        self._loggedIn(user, result, checked=False)
-        self.reply(232, "User logged in, authorized by the client certificate.")
-
-    def ftp_PASS(self, argument: str) -> defer.Deferred[None] | None:
-        self.settings.policy.checkLogin(self.state)
-        if self.state.loggedIn:
-            raise FTPReplyError(503, "Already logged in.")
-        if self._user is None:
-            raise FTPReplyError(503, "Send USER first.")
-        user, self._user = self._user, None
-        return self._async(self._login(user, argument))
-
-    async def _login(self, user: str, password: str) -> None:
-        started = self.clock.seconds()
-        bans = self.factory.bans
-        creds: Any
-        if user.lower() in ("anonymous", "ftp"):
-            creds = credtypes.Anonymous()
-        else:
-            creds = UsernamePassword(user, password)
-        ok = not bans.isBanned(self.peerHost) and (
-            isinstance(creds, credtypes.Anonymous)
-            or 0 < len(password) <= self.settings.maxPasswordLength
-        )
-        result = None
-        if ok:
-            bans.checking(self.peerHost)
-            try:
-                result = await self.factory.portal.login(creds, None, ftp.IFTPShell)
-            except (crederror.UnauthorizedLogin, crederror.UnhandledCredentials):
-                pass
-            except Exception:
-                _log.failure("login failed")
-        if result is None:
-            await self._loginFailed(user, started, checked=ok)
-            return
-        self._loggedIn(user, result, checked=True)
-        self.reply(230, "Login successful.")
-
-    def _loggedIn(
-        self, user: str, result: tuple[Any, Any, Callable[[], None]], checked: bool
-    ) -> None:
-        _, self.shell, self._logout = result
-        self.state.loggedIn = True
-        self._userName = user
-        self.workingDirectory = []
-        self.factory.bans.succeeded(self.peerHost, checked=checked)
-        _log.info("{user} logged in from {host}", user=user, host=self.peerHost)
-
-    async def _loginFailed(self, user: str, started: float, checked: bool) -> None:
-        """
-        Answer a failed login C{failedLoginDelay} seconds after the PASS
-        arrived, however long the check took: known and unknown users, cheap
-        and costly hashes, all look the same from outside.
-        """
-        self._failedLogins += 1
-        self.factory.bans.failed(self.peerHost, checked=checked)
-        _log.info("failed login for {user!r} from {host}", user=user, host=self.peerHost)
-        delay = started + self.settings.failedLoginDelay - self.clock.seconds()
-        if delay > 0:
-            await defer.Deferred.fromCoroutine(_sleep(self.clock, delay))
-        self.reply(530, "Login incorrect.")
-        if self._failedLogins >= self.settings.maxLoginAttempts:
-            self._close()
-
-    # informational commands
-
-    def ftp_FEAT(self, argument: str) -> None:
-        facts = "".join(f + ("*;" if f in self._mlstFacts else ";") for f in MLST_FACTS)
-        features = [
-            f"MLST {facts}" if feature.startswith("MLST ") else feature
-            for feature in self.features
-        ]
-        if self.settings.allowCCC and not self.state.implicit:
-            features.append("CCC")
-        self.reply(211, "\n".join(["Features:", *features, "End"]))
-
-    def ftp_OPTS(self, argument: str) -> None:
-        option = argument.strip().upper()
-        if option in ("UTF8 ON", "UTF-8 ON"):
-            self.reply(200, "UTF8 mode is always on.")
-        elif option.startswith("MLST"):
-            wanted = option[4:].strip().lower().split(";")
-            self._mlstFacts = tuple(f for f in MLST_FACTS if f in wanted)
-            self.reply(200, "MLST OPTS " + "".join(f + ";" for f in self._mlstFacts))
-        else:
-            raise FTPReplyError(501, "Option not understood.")
-
-    def ftp_SYST(self, argument: str) -> None:
-        self.reply(215, "UNIX Type: L8")
-
-    def ftp_NOOP(self, argument: str) -> None:
-        self.reply(200, "NOOP ok.")
-
-    def ftp_HELP(self, argument: str) -> None:
-        names = sorted(name[4:] for name in dir(self) if name.startswith("ftp_"))
-        self.reply(214, "\n".join(["Commands:", " ".join(names), "Help ok."]))
-
-    def ftp_QUIT(self, argument: str) -> None:
-        self.reply(221, "Goodbye.")
-        self._close()
-
-    def ftp_TYPE(self, argument: str) -> None:
-        kind = argument.strip().upper()
-        if kind in ("I", "L 8", "A", "A N"):
-            self.reply(200, f"Type set to {kind}.")
-        else:
-            raise FTPReplyError(504, f"Type {kind} not supported.")
-
-    def ftp_MODE(self, argument: str) -> None:
-        if argument.strip().upper() != "S":
-            raise FTPReplyError(504, "Only MODE S is supported.")
-        self.reply(200, "Mode set to S.")
-
-    def ftp_STRU(self, argument: str) -> None:
-        if argument.strip().upper() != "F":
-            raise FTPReplyError(504, "Only STRU F is supported.")
-        self.reply(200, "Structure set to F.")
-
     # navigation
 
     # file information and changes
 
-    # data connections
-
-    def _resumable(self) -> bool:
-        return bool(getattr(self.shell, "resumable", False))
-
     # machine listings (RFC 3659)
 
     def _factKeys(self) -> tuple[str, ...]:
-        if hasattr(self.shell, "_stat_unique"):
+        if IMachineListingShell.providedBy(self.shell):
             return (*MLST_KEYS, "unique")
         return MLST_KEYS
 
     def _writable(self) -> bool:
-        return not getattr(self.shell, "readOnly", False)
+        return not IReadOnlyShell.providedBy(self.shell)
 
     # status
 
@@ -637,49 +524,34 @@ class ProtocolInterpreter(LineReceiver):
         self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
 
     def ftp_HOST(self, argument: str) -> None:
-        if self.state.loggedIn or self._user is not None:
+        if self.session.loggedIn or self.session.user is not None:
             raise FTPReplyError(503, "HOST must come before USER.")
         if not argument.strip() or not printableName(argument.strip()):
             raise FTPReplyError(501, "HOST needs a host name.")
         self.reply(220, "Host accepted.")
 
     def ftp_REIN(self, argument: str) -> None:
-        if self._transferring:
-            raise FTPReplyError(450, "REIN during a transfer is refused; ABOR first.")
         self._logoutShell()
-        self.state.loggedIn = False
-        self._user = None
-        self._userName = None
-        self.workingDirectory = []
-        self._renameFrom = None
-        self._restOffset = 0
-        self._epsvAll = False
-        self._mlstFacts = MLST_FACTS
+        self.session.reinitialize()
         if self.dataChannel is not None:
             self.dataChannel.reset()
         # A protected channel is never downgraded by REIN.
-        channel = "TLS is still on" if self.state.controlProtected else "the channel is clear"
+        channel = "TLS is still on" if self.session.controlProtected else "the channel is clear"
         self.reply(220, f"Session reinitialized; {channel}. Log in again.")
 
     def ftp_CCC(self, argument: str) -> None:
-        if not self.state.controlProtected:
+        if not self.session.controlProtected:
             raise FTPReplyError(533, "The control channel is not protected.")
-        if not self.settings.allowCCC or self.state.implicit:
+        if not self.settings.allowCCC or self.session.implicit:
             raise FTPReplyError(534, "CCC is refused by the server policy.")
         self.reply(200, "CCC accepted; the control channel returns to plaintext.")
-        self._cleared = True
-        self.state.controlProtected = False
+        self.session.cleared = True
+        self.session.controlProtected = False
         clearControlChannel(self)
 
     def _refuseAfterCCC(self, command: str) -> None:
-        if self._cleared:
+        if self.session.cleared:
             raise FTPReplyError(534, f"{command} is refused after CCC.")
 
     def ftp_CDC(self, argument: str) -> None:
         self.ftp_PROT("C")
-
-
-async def _sleep(clock: interfaces.IReactorTime, seconds: float) -> None:
-    d: defer.Deferred[None] = defer.Deferred()
-    clock.callLater(seconds, d.callback, None)
-    await d

@@ -14,9 +14,11 @@ C{TLSMemoryBIOProtocol} does not give it:
     every record produced after a TLS 1.3 handshake in memory until it first
     sends application data (a download) or its close_notify.
  3. A close that always carries our close_notify, and a clear signal whether
-    the peer's stream ended with one (a complete upload) or not (truncated).
+    the peer's stream ended with one (a complete upload) or not (truncated);
+    for a stream that ended without one, whether it ended after a complete
+    TLS record (L{DataTLS.atRecordBoundary}) or inside one.
 
-It is a plain object driven by its owner (L{txftps.datachannel.DataConnection}):
+It is a plain object driven by its owner (L{txftps._dataconnection.DataConnection}):
 C{dataReceived} in, C{send}/C{close} out, raw bytes leave through the C{write}
 callable. Subclass or replace it through C{DataConnection.tlsFactory}.
 """
@@ -27,11 +29,12 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from txftps.tls import sessionReused
-
-__all__ = ["DataTLS"]
+from txftps._internals import sessionReused
 
 _READ_SIZE = 512 * 1024
+
+#: The length of a TLS record header: type (1), version (2), length (2).
+_RECORD_HEADER = 5
 
 
 class DataTLS:
@@ -48,16 +51,25 @@ class DataTLS:
         context: SSL.Context,
         write: Callable[[bytes], None],
         onHandshake: Callable[[DataTLS], bool],
+        client: bool = False,
     ) -> None:
         """
-        @param context: the control connection's TLS context.
+        @param context: the control connection's TLS context (or, as TLS
+            client, the context for server-to-server transfers).
         @param write: sends raw bytes to the peer.
         @param onHandshake: called once when the handshake completes, before
             any application data is read; returning C{False} stops all further
             processing (the owner is refusing the connection).
+        @param client: run the handshake as the TLS client (C{SSCN ON} and
+            C{CPSV}: the peer is another FTP server); call L{start} to send
+            the ClientHello.
         """
+        self.client = client
         self.connection = SSL.Connection(context, None)
-        self.connection.set_accept_state()
+        if client:
+            self.connection.set_connect_state()
+        else:
+            self.connection.set_accept_state()
         self._write = write
         self._onHandshake = onHandshake
         self._holding = False
@@ -66,6 +78,21 @@ class DataTLS:
         self._closed = False
         self.handshakeDone = False
         self.closeNotifyReceived = False
+        self._header = b""
+        self._bodyLeft = 0
+
+    def start(self) -> None:
+        """
+        As TLS client, send the ClientHello; as TLS server, nothing (the
+        handshake starts with the peer's ClientHello).
+        """
+        if not self.client:
+            return
+        try:
+            self.connection.do_handshake()
+        except SSL.WantReadError:
+            pass
+        self._flush()
 
     @property
     def resumed(self) -> bool:
@@ -80,6 +107,33 @@ class DataTLS:
         The negotiated protocol version, e.g. C{"TLSv1.3"}.
         """
         return self.connection.get_protocol_version_name()
+
+    @property
+    def atRecordBoundary(self) -> bool:
+        """
+        The raw bytes received so far end with a complete TLS record: a
+        stream that stops here was not cut inside a record.
+        """
+        return not self._header and not self._bodyLeft
+
+    def _followRecords(self, data: bytes) -> None:
+        """
+        Follow the TLS record framing (a 5-byte header whose last two bytes
+        are the body's length, then the body) of raw bytes from the peer.
+        """
+        offset = 0
+        while offset < len(data):
+            if self._bodyLeft:
+                step = min(self._bodyLeft, len(data) - offset)
+                self._bodyLeft -= step
+                offset += step
+                continue
+            piece = data[offset : offset + _RECORD_HEADER - len(self._header)]
+            self._header += piece
+            offset += len(piece)
+            if len(self._header) == _RECORD_HEADER:
+                self._bodyLeft = int.from_bytes(self._header[3:5], "big")
+                self._header = b""
 
     def _outgoing(self) -> bytes:
         chunks = []
@@ -118,10 +172,12 @@ class DataTLS:
         Feed raw bytes from the peer.
 
         @return: the application data they decrypted to.
-        @raise SSL.Error: the handshake or a record failed.
+        @raise SSL.Error: the handshake or a record failed; a failed
+            handshake has written its alert first.
         """
         if self._refused or self._closed and self.closeNotifyReceived:
             return b""
+        self._followRecords(data)
         self.connection.bio_write(data)
         if not self.handshakeDone:
             try:
@@ -129,8 +185,13 @@ class DataTLS:
             except SSL.WantReadError:
                 self._flush()
                 return b""
+            except SSL.Error:
+                # Send the alert that tells the client why (for instance
+                # no_application_protocol) before the owner closes.
+                self._flush()
+                raise
             self.handshakeDone = True
-            if self.version == "TLSv1.3":
+            if self.version == "TLSv1.3" and not self.client:
                 # What OpenSSL wrote after the client's Finished is only
                 # NewSessionTicket records: keep them until we first send.
                 self._holding = True

@@ -12,7 +12,9 @@ the gate passed (peer address, session resumed when required), or fails with
 the reply to send (425, 522). No file byte moves before that.
 
 A connection from any other address is closed at once, gets zero bytes, and
-burns the listener: the transfer gets 425.
+burns the listener: the transfer gets 425. A passive connection from a
+trusted proxy (C{--proxy-protocol}) is checked the same way, with the client
+address its PROXY header names, once the header is in.
 """
 
 from __future__ import annotations
@@ -24,22 +26,15 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import defer, error, interfaces
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.protocol import ClientFactory
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txftps.dataconnection import DataConnection, TransferAborted
-from txftps.datatls import DataTLS
+from txftps._dataconnection import DataConnection
+from txftps._datatls import DataTLS
+from txftps._proxyprotocol import TrustedProxies, proxiedDataProtocol
 from txftps.errors import DataChannelRefused, FTPReplyError
 from txftps.tls import fingerprint, peerCertificate
-
-__all__ = [
-    "DataChannel",
-    "DataConnection",
-    "PassivePortRange",
-    "TransferAborted",
-    "sameHost",
-]
 
 _log = Logger()
 
@@ -96,16 +91,21 @@ class _DataFactory(ClientFactory):
 
     noisy = False
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None) -> None:
+    def __init__(
+        self, channel: DataChannel, context: SSL.Context | None, passive: bool = False
+    ) -> None:
         self._channel = channel
         self._context = context
+        self._passive = passive
 
-    def buildProtocol(self, addr: Any) -> DataConnection | None:
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        if self._passive and self._channel._fromTrustedProxy(addr):
+            return self._channel._acceptProxied(self._context)
         return self._channel._accept(addr, self._context)
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         _log.info("active data connection failed: {reason}", reason=reason.getErrorMessage())
-        self._channel._refuse(DataChannelRefused(425, "Cannot open data connection."))
+        self._channel.refuse(DataChannelRefused(425, "Cannot open data connection."))
 
 
 class DataChannel:
@@ -125,9 +125,13 @@ class DataChannel:
         requireResumption: bool = True,
         timeout: float = 30.0,
         portRange: PassivePortRange | None = None,
+        requireUploadCloseNotify: bool = True,
+        trustedProxies: TrustedProxies | None = None,
     ) -> None:
         """
-        @param reactor: provides L{IReactorTCP} and L{IReactorTime}.
+        @param reactor: provides
+            L{IReactorTCP<twisted.internet.interfaces.IReactorTCP>} and
+            L{IReactorTime<twisted.internet.interfaces.IReactorTime>}.
         @param controlPeerHost: the control connection's peer address; only
             data connections from it are accepted.
         @param requireResumption: TLS data connections must resume a session
@@ -135,12 +139,31 @@ class DataChannel:
         @param timeout: seconds a passive listener waits for its connection
             and its handshake.
         @param portRange: ports passive listeners may use, or C{None} for any.
+        @param requireUploadCloseNotify: a TLS upload completes only with the
+            client's close_notify; when C{False}, also with a clean TCP close
+            after a complete TLS record.
+        @param trustedProxies: proxies whose passive connections start with a
+            PROXY header naming the client, or C{None}.
         """
         self._reactor = reactor
         self._peerHost = controlPeerHost
         self._requireResumption = requireResumption
         self._timeout = timeout
         self._portRange = portRange
+        #: A TLS upload completes only with the client's close_notify.
+        self.requireUploadCloseNotify = requireUploadCloseNotify
+        self._trustedProxies = trustedProxies
+        #: Data connections may come from, or go to, addresses other than
+        #: the control peer (ports >= 1024): server-to-server transfers
+        #: (C{--allow-fxp}, logged-in users only).
+        self.allowForeignPeers = False
+        #: The TLS client context of server-to-server transfers (C{SSCN ON},
+        #: C{CPSV}), or C{None} when they are not allowed.
+        self.serverToServerContext: SSL.Context | None = None
+        #: The TLS role of the next data connection: server (C{False}),
+        #: client (C{True}), or decided by the transfer command (C{None}).
+        self._tlsClient: bool | None = False
+        self._bindHost: str | None = None
         self._listener: interfaces.IListeningPort | None = None
         self._timer: interfaces.IDelayedCall | None = None
         self.connection: DataConnection | None = None
@@ -154,6 +177,8 @@ class DataChannel:
         self.controlCertificate: str | None = None
         self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
         self._connector: Any = None
+        #: A passive connection from a trusted proxy, waiting for its header.
+        self._proxied: Protocol | None = None
 
     @property
     def clock(self) -> interfaces.IReactorTime:
@@ -171,17 +196,31 @@ class DataChannel:
 
     # PASV / EPSV
 
-    def listenPassive(self, interface: str, context: SSL.Context | None) -> int:
+    @property
+    def clientHost(self) -> str:
+        """
+        The address of the control connection's client: the only address
+        data connections are accepted from.
+        """
+        return self._peerHost
+
+    def listenPassive(
+        self, interface: str, context: SSL.Context | None, tlsClient: bool | None = False
+    ) -> int:
         """
         Open a listener for the next transfer, closing any earlier one.
 
         @param interface: the local address to listen on.
         @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: the TLS role on the connection: server (C{False},
+            RFC 4217), client (C{True}, C{CPSV}), or chosen by the transfer
+            command (C{None}, C{SSCN ON}).
         @return: the port number.
         @raise FTPReplyError: 425 when no port can be had.
         """
         self.reset()
-        factory = _DataFactory(self, context)
+        self._tlsClient = tlsClient
+        factory = _DataFactory(self, context, passive=True)
         ports = self._portRange.candidates() if self._portRange else [0]
         for port in ports:
             try:
@@ -204,19 +243,32 @@ class DataChannel:
 
     # PORT / EPRT
 
-    def connectActive(self, host: str, port: int, context: SSL.Context | None) -> None:
+    def connectActive(
+        self,
+        host: str,
+        port: int,
+        context: SSL.Context | None,
+        tlsClient: bool | None = False,
+        bindHost: str | None = None,
+    ) -> None:
         """
         Make the next transfer connect to C{host}:C{port} (C{PORT}/C{EPRT}).
         The connection is opened when a transfer waits for it.
 
-        @param host: must be the control peer's address (checked here).
+        @param host: must be the control peer's address (checked here),
+            unless L{allowForeignPeers}.
         @param port: 1024 or above (checked here).
         @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param tlsClient: the TLS role, as for L{listenPassive}.
+        @param bindHost: the local address to connect from (the control
+            connection's), when it is of the same family as C{host}.
         @raise FTPReplyError: 501 for a foreign host or a privileged port; no
             connection is attempted and no earlier target survives.
         """
         self.reset()
-        if not sameHost(host, self._peerHost):
+        self._tlsClient = tlsClient
+        self._bindHost = bindHost
+        if not sameHost(host, self._peerHost) and not self.allowForeignPeers:
             _log.warn(
                 "refused active data connection to {host}; control peer is {peer}",
                 host=host,
@@ -232,34 +284,97 @@ class DataChannel:
         assert self._activeTarget is not None
         host, port, context = self._activeTarget
         self._activeTarget = None
+        bind = self._bindHost
+        if bind is not None and (":" in bind) != (":" in host):
+            bind = None
         self._connector = self._reactor.connectTCP(
-            host, port, _DataFactory(self, context), timeout=self._timeout
+            host,
+            port,
+            _DataFactory(self, context),
+            timeout=self._timeout,
+            bindAddress=(bind, 0) if bind else None,
         )
 
     def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
         if self.connection is not None or self._failure is not None:
             return None
         host = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else ""
+        port = addr.port if isinstance(addr, (IPv4Address, IPv6Address)) else 0
         self._stopListening()
-        if not sameHost(host, self._peerHost):
+        foreign = not sameHost(host, self._peerHost)
+        if foreign and not (self.allowForeignPeers and port >= 1024):
             _log.warn(
                 "refused data connection from {host}; control peer is {peer}",
                 host=host,
                 peer=self._peerHost,
             )
-            self._refuse(
-                DataChannelRefused(425, "Data connection from a foreign address refused.")
-            )
+            self.refuse(DataChannelRefused(425, "Data connection from a foreign address refused."))
             return None
-        self.connection = self.connectionFactory(self, context)
+        if foreign:
+            _log.info(
+                "server-to-server data connection with {host}:{port} for {peer}",
+                host=host,
+                port=port,
+                peer=self._peerHost,
+            )
+        self.connection = self.connectionFactory(
+            self, context, tlsClient=self._tlsClient, fxp=foreign
+        )
         return self.connection
 
-    def _handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
+    def _fromTrustedProxy(self, addr: Any) -> bool:
+        proxies = self._trustedProxies
+        return (
+            proxies is not None
+            and isinstance(addr, (IPv4Address, IPv6Address))
+            and proxies.trusts(addr.host)
+        )
+
+    def _acceptProxied(self, context: SSL.Context | None) -> Protocol:
+        """
+        A passive connection from a trusted proxy takes the listener, as any
+        first connection does; once its PROXY header is in, L{_accept} checks
+        the client address it names. No valid header in time: 425, as for a
+        foreign address.
+        """
+        self._stopListening()
+
+        def accept(client: Any) -> DataConnection | None:
+            if self._proxied is not gate:
+                return None
+            self._proxied = None
+            return self._accept(client, context)
+
+        def refused(reason: str) -> None:
+            if self._proxied is gate:
+                self._proxied = None
+                self.refuse(
+                    DataChannelRefused(425, "Data connection without a valid PROXY header.")
+                )
+
+        gate = proxiedDataProtocol(self.clock, self._timeout, accept, refused)
+        self._proxied = gate
+        return gate
+
+    def _dropProxied(self) -> None:
+        if self._proxied is not None:
+            gate, self._proxied = self._proxied, None
+            transport: Any = gate.transport
+            if transport is not None:
+                transport.abortConnection()
+
+    def handshakeCompleted(self, connection: DataConnection, tls: DataTLS) -> bool:
         if connection is not self.connection:
             return False
+        if connection.fxp or tls.client:
+            # The other FTP server cannot hold this client's TLS session or
+            # certificate: for a server-to-server transfer the checks are
+            # the peer's port (>= 1024), PROT P and --allow-fxp itself.
+            self.connectionReady(connection)
+            return self._ready
         if self._requireResumption and not tls.resumed:
             _log.info("data connection did not resume the control TLS session")
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     522,
                     "Data connection must resume the TLS session of the control connection.",
@@ -269,7 +384,7 @@ class DataChannel:
         presented = peerCertificate(tls.connection)
         if (fingerprint(presented) if presented else None) != self.controlCertificate:
             _log.info("data connection did not present the control connection's certificate")
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     522,
                     "Data connection must present the client certificate of the control"
@@ -277,12 +392,12 @@ class DataChannel:
                 )
             )
             return False
-        self._connectionReady(connection)
+        self.connectionReady(connection)
         return self._ready
 
-    def _connectionReady(self, connection: DataConnection) -> None:
+    def connectionReady(self, connection: DataConnection) -> None:
         if self._waiting is not None and connection.protected != self._waitingProtected:
-            self._refuse(
+            self.refuse(
                 DataChannelRefused(
                     425, "Data protection level changed after the data connection opened."
                 )
@@ -295,13 +410,14 @@ class DataChannel:
             d, self._waiting = self._waiting, None
             d.callback(connection)
 
-    def _connectionLost(self, connection: DataConnection) -> None:
+    def connectionLost(self, connection: DataConnection) -> None:
         if connection is self.connection and not connection.transferring:
-            self._refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
+            self.refuse(DataChannelRefused(425, "Data connection closed before the transfer."))
 
-    def _refuse(self, reason: FTPReplyError) -> None:
+    def refuse(self, reason: FTPReplyError) -> None:
         self._cancelTimer()
         self._stopListening()
+        self._dropProxied()
         if self._failure is None:
             self._failure = reason
         if self.connection is not None:
@@ -313,7 +429,7 @@ class DataChannel:
 
     def _timedOut(self) -> None:
         self._timer = None
-        self._refuse(DataChannelRefused(425, "Data connection timed out."))
+        self.refuse(DataChannelRefused(425, "Data connection timed out."))
 
     # transfers
 
@@ -324,11 +440,15 @@ class DataChannel:
         """
         return self._configured
 
-    def whenReady(self, protected: bool) -> defer.Deferred[DataConnection]:
+    def whenReady(
+        self, protected: bool, tlsClient: bool = False
+    ) -> defer.Deferred[DataConnection]:
         """
         Wait for the data connection to be ready for a transfer.
 
         @param protected: the transfer requires TLS (C{PROT P}).
+        @param tlsClient: when the TLS role was left to the transfer command
+            (C{SSCN ON}), run TLS as the client for this transfer.
         @return: fires with the connection once it passed the gate; fails with
             L{DataChannelRefused} (425 or 522).
         """
@@ -340,8 +460,12 @@ class DataChannel:
             failure = DataChannelRefused(
                 425, "Data protection level changed after the data connection opened."
             )
-            self._refuse(failure)
+            self.refuse(failure)
             return defer.fail(failure)
+        if self._tlsClient is None:
+            self._tlsClient = tlsClient
+        if self.connection is not None and self.connection.tlsPending:
+            self.connection.startTLS(tlsClient)
         if self._ready and self.connection is not None:
             self._cancelTimer()
             return defer.succeed(self.connection)
@@ -389,6 +513,7 @@ class DataChannel:
         """
         self._cancelTimer()
         self._stopListening()
+        self._dropProxied()
         if self._waiting is not None:
             d, self._waiting = self._waiting, None
             d.errback(DataChannelRefused(425, "Data connection reset."))

@@ -31,14 +31,6 @@ from zope.interface import Attribute, implementer
 
 from txftps.tls import fingerprint
 
-__all__ = [
-    "CertificateMapError",
-    "ClientCertificate",
-    "ClientCertificateChecker",
-    "IClientCertificate",
-    "parseCertificateMap",
-]
-
 
 class IClientCertificate(credentials.ICredentials):
     """

@@ -1,0 +1,173 @@
+# -*- test-case-name: tests.test_internals -*-
+"""
+Every use of a private part of pyOpenSSL or Twisted, each wrapped once.
+
+txftps needs a few things neither library offers publicly: whether a
+handshake resumed a session, the bytes left in a connection's memory BIO,
+enough of Twisted's TLS layer to end TLS on a live connection for C{CCC},
+Twisted's PROXY protocol header parsers, the key-exchange groups and
+signature algorithms of a context (TLS profiles), and whether OpenSSL runs a
+FIPS provider.
+Each lives here in one function, and C{tests.test_internals} has a test for
+each that fails loudly, naming the function, if an upgrade removes what it
+relies on.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
+from twisted.internet.interfaces import ISSLTransport
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+from twisted.protocols.haproxy._v1parser import V1Parser
+from twisted.protocols.haproxy._v2parser import V2Parser
+from zope.interface import noLongerProvides
+
+
+def sessionReused(connection: SSL.Connection) -> bool:
+    """
+    Tell whether the handshake of C{connection} resumed an earlier session.
+
+    pyOpenSSL has no public call for this: it is the private binding of
+    C{SSL_session_reused}.
+
+    @param connection: a connection whose handshake has completed.
+    @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
+    """
+    return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def setGroups(context: SSL.Context, groups: bytes) -> None:
+    """
+    Restrict the key-exchange groups (ECDHE curves, TLS 1.3 key shares) of
+    a context. pyOpenSSL's public C{set_tmp_ecdh} takes a single curve; this
+    is the private binding of C{SSL_CTX_set1_groups_list} (spelt
+    C{SSL_CTX_set1_curves_list} there).
+
+    @param context: a context no connection uses yet.
+    @param groups: an OpenSSL group list, e.g. C{b"P-256:P-384"}.
+    @raise ValueError: OpenSSL refused the list.
+    """
+    if _lib.SSL_CTX_set1_curves_list(context._context, groups) != 1:
+        raise ValueError(f"OpenSSL refused the group list {groups!r}")
+
+
+def setSignatureAlgorithms(context: SSL.Context, algorithms: bytes) -> None:
+    """
+    Restrict the signature algorithms a context signs handshakes with and
+    asks of client certificates; the private binding of
+    C{SSL_CTX_set1_sigalgs_list}.
+
+    @param context: a context no connection uses yet.
+    @param algorithms: an OpenSSL signature algorithm list, e.g.
+        C{b"ECDSA+SHA256:rsa_pss_rsae_sha256"}.
+    @raise ValueError: OpenSSL refused the list.
+    """
+    if _lib.SSL_CTX_set1_sigalgs_list(context._context, algorithms) != 1:
+        raise ValueError(f"OpenSSL refused the signature algorithm list {algorithms!r}")
+
+
+def fipsProviderActive() -> bool | None:
+    """
+    Whether the OpenSSL that pyOpenSSL and C{cryptography} share runs a FIPS
+    provider: C{cryptography}'s backend knows (a private attribute), and
+    has no public accessor.
+
+    @return: C{True} or C{False}, or C{None} when it cannot be told.
+    """
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    enabled = getattr(backend, "_fips_enabled", None)
+    return bool(enabled) if enabled is not None else None
+
+
+def unreadBytes(connection: SSL.Connection) -> bytes:
+    """
+    What is left in C{connection}'s incoming memory BIO after its TLS
+    session ended: bytes the peer sent behind its close_notify. pyOpenSSL
+    has no call for this; it reads the private BIO.
+
+    @param connection: a memory-BIO connection (made with no socket).
+    """
+    bio = connection._into_ssl
+    if bio is None:
+        return b""
+    chunks = []
+    buffer = _ffi.new("char[]", 4096)
+    while True:
+        count = _lib.BIO_read(bio, buffer, 4096)
+        if count <= 0:
+            break
+        chunks.append(_ffi.buffer(buffer, count)[:])
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class TLSLayer:
+    """
+    The parts of Twisted's TLS layer (C{TLSMemoryBIOProtocol}, put under a
+    protocol by C{startTLS}) that ending TLS on a live connection needs.
+
+    @ivar connection: the pyOpenSSL connection of the layer.
+    @ivar flushSendBIO: writes what the connection produced to the socket.
+    """
+
+    connection: SSL.Connection
+    flushSendBIO: Any
+
+
+def takeTLSLayer(transport: Any) -> TLSLayer:
+    """
+    The TLS layer that C{startTLS} put on C{transport}, with every write the
+    protocol made so far handed to the TLS connection.
+
+    @param transport: a TCP transport on which C{startTLS} was called; its
+        C{protocol} is Twisted's TLS layer.
+    """
+    tls = transport.protocol
+    aggregator = tls._aggregator
+    if aggregator is not None:
+        aggregator.flush()
+    return TLSLayer(tls._tlsConnection, tls._flushSendBIO)
+
+
+def forgetTLS(transport: Any) -> None:
+    """
+    Make C{transport} a plain TCP transport again after its TLS session
+    ended: C{startTLS} marked it as TLS and set C{getHandle} and
+    C{getPeerCertificate} on the instance to the TLS layer's.
+
+    @param transport: the transport that L{takeTLSLayer} was given.
+    """
+    transport.TLS = False
+    for name in ("getHandle", "getPeerCertificate"):
+        transport.__dict__.pop(name, None)
+    noLongerProvides(transport, ISSLTransport)
+
+
+#: The first 12 bytes of every PROXY protocol version 2 header.
+PROXY_V2_SIGNATURE: bytes = V2Parser.PREFIX
+
+
+def parseProxyHeader(version: int, header: bytes) -> Any:
+    """
+    Parse one complete PROXY protocol header with Twisted's parser for
+    C{version}. Twisted ships them in C{twisted.protocols.haproxy} but
+    exports only C{proxyEndpoint}, whose wrapper starts the wrapped protocol
+    before the header is in.
+
+    @param header: version 1 without its CRLF, or a whole version 2 header.
+    @return: Twisted's C{ProxyInfo} (C{source}, C{destination}).
+    @raise ValueError: the header does not parse.
+    """
+    try:
+        if version == 1:
+            return V1Parser.parse(header)
+        return V2Parser.parse(header)
+    except (InvalidProxyHeader, ValueError, KeyError, IndexError, struct.error) as e:
+        raise ValueError(f"version {version} header does not parse ({type(e).__name__})")
