@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{txftps} command: move files over FTPS from a shell.
+The C{txftps} command: move files over FTPS from a shell::
 
     txftps ls URL
     txftps get URL [LOCAL]          (LOCAL "-" is standard output)

@@ -99,7 +99,7 @@ def connect(
     """
     Connect to the server of an FTP URL, secure the session and log in.
 
-    @param reactor: the reactor (L{IReactorTCP}, L{IReactorTime}).
+    @param reactor: the reactor (L{twisted.internet.interfaces.IReactorTCP}, L{twisted.internet.interfaces.IReactorTime}).
     @param url: C{ftp://} or C{ftpes://} (explicit, port 21),
         C{ftps://} (implicit, port 990); its user and password are used
         unless C{user} or C{password} are given.

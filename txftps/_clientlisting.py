@@ -2,8 +2,8 @@
 """
 Directory listings for the FTPS client: C{MLSD} facts (RFC 3659) parsed to
 typed L{RemoteEntry} objects, and the C{LIST} fallback in the two formats
-servers really send: Unix C{ls -l} and Windows/IIS (C{MM-DD-YY HH:MMAM
-<DIR> name}).
+servers really send: Unix C{ls -l} and Windows/IIS (a date, a time with
+AM/PM, then a size or the directory marker, then the name).
 """
 
 from __future__ import annotations
@@ -176,8 +176,8 @@ def parseUnixLine(line: str, now: datetime.datetime | None = None) -> RemoteEntr
 
 def parseWindowsLine(line: str) -> RemoteEntry | None:
     """
-    One line of a Windows/IIS C{LIST} (C{12-05-26  09:41AM  <DIR>  name} or
-    C{... 1234 name}), or C{None}.
+    One line of a Windows/IIS C{LIST} (C{12-05-26 09:41AM}, then a size or
+    the directory marker, then the name), or C{None}.
     """
     match = _WINDOWS.match(line.rstrip("\r\n"))
     if match is None:

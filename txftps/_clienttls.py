@@ -253,7 +253,8 @@ class TLSSession:
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         """
-        The control connection (L{IOpenSSLClientConnectionCreator}).
+        The control connection
+        (L{twisted.internet.interfaces.IOpenSSLClientConnectionCreator}).
         """
         self.control = self._connection(tlsProtocol)
         return self.control
