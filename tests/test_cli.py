@@ -584,3 +584,72 @@ class FXPPlanTests(TestCase):
         self.assertEqual(roles(Side(), Side("CPSV")), ("destination", "CPSV", "source", None))
         with self.assertRaises(UnsupportedFeature):
             _plan(Side("EPSV"), Side("EPSV"))  # type: ignore[arg-type]
+
+
+SOURCE_HOST = "127.0.0.2"
+TARGET_HOST = "127.0.0.3"
+
+
+class FXPCopyTests(TestCase):
+    """
+    C{txftps fxp} between two real C{twistd ftps --allow-fxp} on 127.0.0.2
+    and 127.0.0.3: the file goes from one server to the other over a TLS
+    data connection between them.
+    """
+
+    def setUp(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.ca = support.ThrowawayCA(directory, extraNames=(SOURCE_HOST, TARGET_HOST))
+        self.servers = []
+        for host in (SOURCE_HOST, TARGET_HOST):
+            server = support.TwistdServer(
+                "--allow-fxp", ca=self.ca, users={"alice": "pw-a", "bob": "pw-b"}, host=host
+            ).start()
+            self.addCleanup(server.stop)
+            self.servers.append(server)
+        self.source, self.target = self.servers
+        self.payload = os.urandom(2 * 2**20 + 11)
+        support.writeFile(os.path.join(self.source.userHome("alice"), "big.bin"), self.payload)
+        os.makedirs(self.target.userHome("bob"), exist_ok=True)
+        self.sourceURL = f"ftp://alice:pw-a@{SOURCE_HOST}:{self.source.explicitPort}/big.bin"
+        self.targetURL = f"ftp://bob:pw-b@{TARGET_HOST}:{self.target.explicitPort}/"
+
+    def test_command(self) -> None:
+        """
+        C{txftps fxp SRC DST/} copies the file under its own name; the
+        source server (it lists CPSV) is the passive side and the TLS client.
+        """
+        watch = support.LogWatch(self.source)
+        result = runTxftps("fxp", "--ca", self.ca.caFile, self.sourceURL, self.targetURL)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, b"")
+        copied = support.readFile(os.path.join(self.target.userHome("bob"), "big.bin"))
+        self.assertTrue(copied == self.payload, "the copy differs from the original")
+        self.assertIn("<- CPSV", watch.since())
+
+    def test_sscn(self) -> None:
+        """
+        When the source does not offer CPSV, the destination gets SSCN ON
+        and connects to the source's PASV port as the TLS client.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.defer import Deferred
+
+        from txftps.client import ClientTLS, connect, copyBetweenServers
+
+        watch = support.LogWatch(self.target)
+
+        async def copy() -> None:
+            tls = ClientTLS(caFile=self.ca.caFile)
+            source = await connect(reactor, self.sourceURL, tls)
+            target = await connect(reactor, self.targetURL, tls)
+            del source.features["CPSV"]
+            await copyBetweenServers(source, "big.bin", target, "via-sscn.bin")
+            await source.quit()
+            await target.quit()
+            copied = support.readFile(os.path.join(self.target.userHome("bob"), "via-sscn.bin"))
+            self.assertTrue(copied == self.payload, "the copy differs from the original")
+            self.assertIn("<- SSCN", watch.since())
+
+        return Deferred.fromCoroutine(copy())  # type: ignore[return-value]
