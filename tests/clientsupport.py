@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 from tests import support
 
@@ -384,4 +383,16 @@ def waitForGrowth(path: str, timeout: float = 20.0) -> bool:
     )
 
 
-__all__ = ["time"]
+def fingerprintOf(certFile: str) -> str:
+    """
+    The SHA-256 fingerprint of the first certificate in a PEM file, as
+    C{twistd ftps} logs it (computed here with hashlib).
+    """
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    certificate = x509.load_pem_x509_certificate(support.readFile(certFile))
+    digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
+    return ":".join(f"{b:02X}" for b in digest)

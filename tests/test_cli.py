@@ -17,7 +17,6 @@ from twisted.trial.unittest import TestCase
 
 from tests import clientsupport, support
 from tests.clientsupport import errorLine, runTxftps
-from tests.test_client import fingerprintOf
 
 
 class CLITestCase(TestCase):
@@ -383,7 +382,7 @@ class ErrorTests(CLITestCase):
         not name 127.0.0.1); a wrong one is refused; with C{--ca} both must
         hold.
         """
-        pin = fingerprintOf(self.server.ca.certFile)
+        pin = clientsupport.fingerprintOf(self.server.ca.certFile)
         result = self.ok("get", "--pin", pin, self.url("file.bin"), "-")
         self.assertEqual(result.stdout, self.payload)
         wrong = ("00" if not pin.startswith("00") else "11") + pin[2:]

@@ -51,21 +51,6 @@ def inReactor(
     return run
 
 
-def fingerprintOf(certFile: str) -> str:
-    """
-    The SHA-256 fingerprint of the first certificate in a PEM file, as
-    C{twistd ftps} logs it (computed here with hashlib).
-    """
-    import hashlib
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    certificate = x509.load_pem_x509_certificate(support.readFile(certFile))
-    digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
-    return ":".join(f"{b:02X}" for b in digest)
-
-
 @implementer(IConsumer)
 class Collector:
     """
@@ -440,7 +425,7 @@ class TrustTests(TestCase):
         a wrong pin is refused; with a CA file both must hold.
         """
         server = self.startServer(onlyFor="localhost")
-        pin = fingerprintOf(server.ca.certFile)
+        pin = clientsupport.fingerprintOf(server.ca.certFile)
         url = f"ftp://127.0.0.1:{server.explicitPort}/"
         client = await connect(reactor, url, ClientTLS(pin=pin.lower().replace(":", "")))
         await client.quit()
