@@ -252,7 +252,7 @@ class TwistdClientTests(TestCase):
         the copy of the control session is another C{SSL_SESSION} that a new
         connection of the same context accepts.
         """
-        from txftps._clienttls import copySession
+        from txftps._internals import copySession
 
         client = await self.login()
         original = client.session.currentSession()
