@@ -31,8 +31,9 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginne
 
 from txftps._clientconnect import FTPURL, connect
 from txftps._clienterrors import FTPClientError, FTPCommandError
+from txftps._clientfiles import FileConsumer
 from txftps._clientfxp import copyBetweenServers
-from txftps._clientsession import FileConsumer, FTPSClient
+from txftps._clientsession import FTPSClient
 from txftps._clienttls import ClientTLS
 from txftps._clienttree import describeError, mirrorDown, mirrorUp
 

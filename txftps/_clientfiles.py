@@ -1,22 +1,159 @@
 # -*- test-case-name: tests.test_client -*-
 """
-Whole-file transfers of the FTPS client: download to a local file that
-appears under its final name only when complete, upload from a local file,
-both resumable.
+Local files for the FTPS client: a consumer that writes to a file and a
+producer that reads one, and whole-file transfers: download to a local file
+that appears under its final name only when complete, upload from a local
+file, both resumable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import IO, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IConsumer, IProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from zope.interface import implementer
 
 from txftps._clienterrors import FTPClientError, FTPCommandError
 
-if TYPE_CHECKING:
-    from txftps._clientsession import FTPSClient
+
+class _Transfers(Protocol):
+    """
+    What whole-file transfers need of a session (an
+    L{txftps._clientsession.FTPSClient}).
+    """
+
+    features: dict[str, str]
+
+    def size(self, path: str) -> Deferred[int]: ...
+
+    def retrieve(
+        self,
+        path: str,
+        consumer: IConsumer,
+        offset: int = 0,
+        onProgress: Callable[[int], None] | None = None,
+    ) -> Deferred[int]: ...
+
+    def store(
+        self,
+        path: str,
+        producer: IBodyProducer,
+        offset: int = 0,
+        append: bool = False,
+        onProgress: Callable[[int], None] | None = None,
+    ) -> Deferred[int]: ...
+
+
+@implementer(IConsumer)
+class _CollectingConsumer:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+
+@implementer(IConsumer)
+class FileConsumer:
+    """
+    An C{IConsumer} that writes what it receives to an open binary file.
+
+    @ivar file: the file object.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+
+@implementer(IBodyProducer)
+class FileProducer:
+    """
+    An C{IBodyProducer} that sends an open binary file from its current
+    position to its end, as a streaming producer: it writes until the
+    transport pauses it (its buffer is full) and goes on when resumed.
+
+    @ivar length: the bytes left to send, or C{UNKNOWN_LENGTH}.
+    """
+
+    chunkSize = 2**16
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        try:
+            self.length: int | object = os.fstat(file.fileno()).st_size - file.tell()
+        except (OSError, ValueError, AttributeError):
+            self.length = UNKNOWN_LENGTH
+        self._consumer: IConsumer | None = None
+        self._finished: Deferred[None] | None = None
+        self._paused = False
+        self._writing = False
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        self._consumer = consumer
+        finished: Deferred[None] = Deferred()
+        self._finished = finished
+        consumer.registerProducer(self, True)
+        self.resumeProducing()
+        return finished
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._writing:
+            # Resumed from inside our own write: the loop below goes on.
+            return
+        self._writing = True
+        try:
+            while not self._paused and self._finished is not None:
+                try:
+                    chunk = self.file.read(self.chunkSize)
+                except OSError as e:
+                    self._end(e)
+                    return
+                if not chunk:
+                    self._end(None)
+                    return
+                assert self._consumer is not None
+                self._consumer.write(chunk)
+        finally:
+            self._writing = False
+
+    def stopProducing(self) -> None:
+        finished, self._finished = self._finished, None
+        if finished is not None:
+            finished.errback(CancelledError("the upload was stopped"))
+
+    def _end(self, error: Exception | None) -> None:
+        finished, self._finished = self._finished, None
+        if self._consumer is not None:
+            self._consumer.unregisterProducer()
+        if finished is not None:
+            if error is None:
+                finished.callback(None)
+            else:
+                finished.errback(error)
+
 
 #: The suffix of a download in progress.
 PARTIAL_SUFFIX = ".part"
@@ -30,7 +167,7 @@ def partialPath(localPath: str) -> str:
 
 
 def retrieveFile(
-    client: FTPSClient,
+    client: _Transfers,
     path: str,
     localPath: str,
     resume: bool,
@@ -41,8 +178,6 @@ def retrieveFile(
     """
 
     async def run() -> int:
-        from txftps._clientsession import FileConsumer
-
         partial = partialPath(localPath)
         offset = 0
         if resume:
@@ -77,7 +212,7 @@ def retrieveFile(
 
 
 def storeFile(
-    client: FTPSClient,
+    client: _Transfers,
     localPath: str,
     path: str,
     resume: bool,
@@ -88,8 +223,6 @@ def storeFile(
     """
 
     async def run() -> int:
-        from txftps._clientsession import FileProducer
-
         with open(localPath, "rb") as f:
             offset = 0
             if resume:

@@ -11,15 +11,13 @@ transfer's Deferred ABORts it on the server and closes its data connection.
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Callable, Coroutine
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock
-from twisted.internet.interfaces import IConsumer, IListeningPort, IProducer
+from twisted.internet.interfaces import IConsumer, IListeningPort
 from twisted.logger import Logger
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
-from zope.interface import implementer
+from twisted.web.iweb import IBodyProducer
 
 from txftps._clientdata import (
     DataProtocol,
@@ -32,6 +30,7 @@ from txftps._clientdata import (
     portArgument,
 )
 from txftps._clienterrors import FTPClientError, FTPCommandError
+from txftps._clientfiles import _CollectingConsumer, retrieveFile, storeFile
 from txftps._clientlisting import RemoteEntry, parseLIST, parseMLSD, parseMLSxTime
 from txftps._clientprotocol import FTPControlProtocol, Reply
 from txftps._clienttls import TLSSession
@@ -44,113 +43,6 @@ _NameList = list[str]
 
 #: Called with the number of bytes each time a transfer moves some.
 ProgressCallback = Callable[[int], None]
-
-
-@implementer(IConsumer)
-class _CollectingConsumer:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(data)
-
-
-@implementer(IConsumer)
-class FileConsumer:
-    """
-    An C{IConsumer} that writes what it receives to an open binary file.
-
-    @ivar file: the file object.
-    """
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-
-
-@implementer(IBodyProducer)
-class FileProducer:
-    """
-    An C{IBodyProducer} that sends an open binary file from its current
-    position to its end, as a streaming producer: it writes until the
-    transport pauses it (its buffer is full) and goes on when resumed.
-
-    @ivar length: the bytes left to send, or C{UNKNOWN_LENGTH}.
-    """
-
-    chunkSize = 2**16
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-        try:
-            self.length: int | object = os.fstat(file.fileno()).st_size - file.tell()
-        except (OSError, ValueError, AttributeError):
-            self.length = UNKNOWN_LENGTH
-        self._consumer: IConsumer | None = None
-        self._finished: Deferred[None] | None = None
-        self._paused = False
-        self._writing = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        self._consumer = consumer
-        finished: Deferred[None] = Deferred()
-        self._finished = finished
-        consumer.registerProducer(self, True)
-        self.resumeProducing()
-        return finished
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        if self._writing:
-            # Resumed from inside our own write: the loop below goes on.
-            return
-        self._writing = True
-        try:
-            while not self._paused and self._finished is not None:
-                try:
-                    chunk = self.file.read(self.chunkSize)
-                except OSError as e:
-                    self._end(e)
-                    return
-                if not chunk:
-                    self._end(None)
-                    return
-                assert self._consumer is not None
-                self._consumer.write(chunk)
-        finally:
-            self._writing = False
-
-    def stopProducing(self) -> None:
-        finished, self._finished = self._finished, None
-        if finished is not None:
-            finished.errback(CancelledError("the upload was stopped"))
-
-    def _end(self, error: Exception | None) -> None:
-        finished, self._finished = self._finished, None
-        if self._consumer is not None:
-            self._consumer.unregisterProducer()
-        if finished is not None:
-            if error is None:
-                finished.callback(None)
-            else:
-                finished.errback(error)
 
 
 class FTPSClient:
@@ -406,8 +298,6 @@ class FTPSClient:
 
         @return: fires with the bytes received in this call.
         """
-        from txftps._clientfiles import retrieveFile
-
         return retrieveFile(self, path, localPath, resume, onProgress)
 
     def storeFile(
@@ -424,8 +314,6 @@ class FTPSClient:
 
         @return: fires with the bytes sent in this call.
         """
-        from txftps._clientfiles import storeFile
-
         return storeFile(self, localPath, path, resume, onProgress)
 
     async def _dataChannel(self, protocol: DataProtocol) -> IListeningPort | None:

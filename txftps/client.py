@@ -34,10 +34,11 @@ from txftps._clienterrors import (
     TransferTruncated,
     UnsupportedFeature,
 )
+from txftps._clientfiles import FileConsumer, FileProducer
 from txftps._clientfxp import copyBetweenServers
 from txftps._clientlisting import RemoteEntry, parseLIST, parseMLSD
 from txftps._clientprotocol import FTPControlProtocol, Reply
-from txftps._clientsession import FileConsumer, FileProducer, FTPSClient
+from txftps._clientsession import FTPSClient
 from txftps._clienttls import ClientTLS, TLSSession, normalizeFingerprint
 
 __all__ = [
