@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 from twisted.internet import reactor, threads
+from twisted.internet.defer import Deferred
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
@@ -104,6 +105,45 @@ class CustomAuthExampleTests(TestCase):
             self.assertFalse(self.project.child("audit.txt").exists())
 
         return threads.deferToThread(self._session).addCallback(check)
+
+
+class ClientExampleTests(TestCase):
+    """
+    docs/examples/client_backup.py: the client API as docs/client.md shows
+    it, against the real C{twistd ftps}.
+    """
+
+    def test_fetchAll(self) -> None:
+        """
+        Every remote file lands locally with its bytes (a partial one is
+        resumed), directories are skipped, and the report is uploaded.
+        """
+        path = os.path.join(support.PROJECT_ROOT, "docs", "examples", "client_backup.py")
+        spec = importlib.util.spec_from_file_location("client_backup_example", path)
+        assert spec is not None and spec.loader is not None
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+        server = support.TwistdServer(users={"alice": "secret"}).start()
+        self.addCleanup(server.stop)
+        home = server.userHome("alice")
+        files = {"a.txt": b"alpha\n", "b.bin": os.urandom(50_000)}
+        for name, data in files.items():
+            support.writeFile(os.path.join(home, name), data)
+        os.makedirs(os.path.join(home, "subdir"))
+        local = tempfile.mkdtemp(prefix="txftps-example-")
+        support.writeFile(os.path.join(local, "b.bin"), files["b.bin"][:1000])
+        url = f"ftp://alice:secret@127.0.0.1:{server.explicitPort}/"
+
+        def check(names: list[str]) -> None:
+            self.assertEqual(sorted(names), ["a.txt", "b.bin"])
+            for name, data in files.items():
+                self.assertEqual(support.readFile(os.path.join(local, name)), data)
+            self.assertEqual(
+                support.readFile(os.path.join(home, "backup-report.txt")), b"a.txt\nb.bin\n"
+            )
+
+        fetching = Deferred.fromCoroutine(example.fetchAll(reactor, url, server.ca.caFile, local))
+        return fetching.addCallback(check)
 
 
 class TestingExampleTests(TestCase):

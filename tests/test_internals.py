@@ -198,3 +198,40 @@ class TLSLayerTests(TestCase):
             self.assertEqual(found["leftAttributes"], set())
 
         return defer.gatherResults([connecting, done.addCallback(check)])
+
+
+class CopySessionTests(SynchronousTestCase):
+    """
+    L{copySession} copies a client session with pyOpenSSL's private
+    C{i2d_SSL_SESSION}, C{d2i_SSL_SESSION} and C{Session} attributes.
+    """
+
+    def test_copy(self) -> None:
+        """
+        The copy of a session from a completed handshake is another
+        C{SSL_SESSION} that a connection of the same context accepts and
+        resumes. If this fails, a pyOpenSSL upgrade broke
+        L{txftps._internals.copySession}, and with it session resumption on
+        the client's data connections after a failed one.
+        """
+        from txftps._internals import copySession, sessionReused
+
+        serverTLS, _ = memoryServerTLS()
+        serverContext = serverTLS.optionsForConnection().getContext()
+        clientContext = memoryClientContext()
+        first = memoryClient(clientContext)
+        server = SSL.Connection(serverContext, None)
+        server.set_accept_state()
+        memoryHandshake(server, first)
+        original = first.get_session()
+        assert original is not None
+        try:
+            copy = copySession(original)
+        except Exception as e:
+            self.fail(f"txftps._internals.copySession is broken: {e!r}")
+        self.assertIsNot(copy._session, original._session)
+        second = memoryClient(clientContext, copy)
+        server = SSL.Connection(serverContext, None)
+        server.set_accept_state()
+        memoryHandshake(server, second)
+        self.assertTrue(sessionReused(second), "a copied session was not resumed")

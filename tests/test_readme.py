@@ -2,7 +2,8 @@
 The README's first command, as a new user runs it: C{twistd -n ftps} with no
 options, in a directory of files, then the two curl commands the issue names:
 explicit FTPS on port 2121 and implicit FTPS on port 9990 both list that
-directory, with the generated certificate (hence C{-k}, as in the README).
+directory, with the generated certificate (hence C{-k}, as in the README);
+then the README's C{txftps get --pin} downloads from it.
 """
 
 from __future__ import annotations
@@ -120,6 +121,41 @@ class DefaultsTests(TestCase):
         )
         self.assertNotEqual(plain.returncode, 0)
         self.assertNotIn(b"hello.txt", plain.stdout)
+        # The README's txftps line: trust the generated certificate by the
+        # fingerprint openssl computes from it.
+        fingerprint = (
+            subprocess.run(
+                [
+                    "openssl",
+                    "x509",
+                    "-noout",
+                    "-fingerprint",
+                    "-sha256",
+                    "-in",
+                    os.path.join(dataDir, "server-cert.pem"),
+                ],
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+            .split("=", 1)[1]
+        )
+        fetched = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "txftps"),
+                "get",
+                "--pin",
+                fingerprint,
+                "ftp://127.0.0.1:2121/hello.txt",
+            ],
+            capture_output=True,
+            cwd=home,
+            env=env,
+            timeout=60,
+        )
+        self.assertEqual(fetched.returncode, 0, fetched.stderr)
+        self.assertEqual(support.readFile(os.path.join(home, "hello.txt")), b"hello from txftps\n")
         upload = subprocess.run(
             [curl, "-sS", "-k", "-T", "-", "ftps://127.0.0.1:9990/new.txt"],
             input=b"x",

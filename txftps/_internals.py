@@ -6,8 +6,8 @@ txftps needs a few things neither library offers publicly: whether a
 handshake resumed a session, the bytes left in a connection's memory BIO,
 enough of Twisted's TLS layer to end TLS on a live connection for C{CCC},
 Twisted's PROXY protocol header parsers, the key-exchange groups and
-signature algorithms of a context (TLS profiles), and whether OpenSSL runs a
-FIPS provider.
+signature algorithms of a context (TLS profiles), whether OpenSSL runs a
+FIPS provider, and a copy of a TLS session (the client's data connections).
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -40,6 +40,39 @@ def sessionReused(connection: SSL.Connection) -> bool:
     @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
     """
     return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def copySession(session: SSL.Session) -> SSL.Session:
+    """
+    An independent copy of a client session, for one data connection.
+
+    Data connections must not share the control connection's
+    C{SSL_SESSION}: OpenSSL marks a session not resumable when a connection
+    using it fails (a fatal alert, e.g. a data connection closed in the
+    middle of its handshake after a 550), and every later data connection
+    would then do a full handshake, which servers requiring session reuse
+    refuse with 522. pyOpenSSL has no public way to copy a session; this
+    serializes it (C{i2d_SSL_SESSION}) and reads it back
+    (C{d2i_SSL_SESSION}) with pyOpenSSL's private bindings, in this one
+    place (C{tests.test_client} fails loudly if they disappear).
+    """
+    from OpenSSL._util import ffi as _ffi
+    from OpenSSL._util import lib as _lib
+
+    size = _lib.i2d_SSL_SESSION(session._session, _ffi.NULL)
+    if size <= 0:
+        raise ValueError("cannot serialize the TLS session")
+    buffer = _ffi.new("unsigned char[]", size)
+    pointer = _ffi.new("unsigned char **", buffer)
+    _lib.i2d_SSL_SESSION(session._session, pointer)
+    source = _ffi.new("const unsigned char **", buffer)
+    raw = _lib.d2i_SSL_SESSION(_ffi.NULL, source, size)
+    if raw == _ffi.NULL:
+        raise ValueError("cannot read back the TLS session")
+    copy = SSL.Session.__new__(SSL.Session)
+    copy._session = _ffi.gc(raw, _lib.SSL_SESSION_free)
+    copy._context = session._context
+    return copy
 
 
 def setGroups(context: SSL.Context, groups: bytes) -> None:

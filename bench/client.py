@@ -1,0 +1,139 @@
+"""
+Client benchmark: the txftps command against curl and lftp, side by side in
+one run, downloading and uploading the same file from the same server.
+
+The server is the real `twistd ftps` on loopback (TLS on control and data,
+session reuse required). For each client and direction the program prints
+wall-clock throughput and the client's CPU seconds per GiB moved (user +
+system of the client process and its children, from getrusage), best of
+N rounds. The txftps figures include its Python start-up (about 0.3 CPU-s
+per run), as a user running the command pays it.
+
+    pip install -e '.[bench]' && python bench/client.py [--size-mib 128] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import trustme
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from transfer import startTxftps  # noqa: E402
+
+
+def childCPU() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def commands(client: str, direction: str, port: int, ca: str, source: str, name: str) -> list[str]:
+    url = f"ftp://bench:bench@127.0.0.1:{port}/"
+    if client == "txftps":
+        txftps = os.path.join(os.path.dirname(sys.executable), "txftps")
+        if direction == "download":
+            return [txftps, "get", "--ca", ca, url + "data.bin", "-"]
+        return [txftps, "put", "--ca", ca, source, url + name]
+    if client == "curl":
+        base = ["curl", "-sS", "--ssl-reqd", "--cacert", ca]
+        if direction == "download":
+            return [*base, "-o", os.devnull, url + "data.bin"]
+        return [*base, "-T", source, url + name]
+    settings = (
+        f"set ssl:ca-file {ca}; set ssl:verify-certificate yes; set ftp:ssl-force yes;"
+        " set ftp:ssl-protect-data yes; set net:max-retries 1; set xfer:clobber on;"
+    )
+    action = "get data.bin -o /dev/null" if direction == "download" else f"put {source} -o {name}"
+    return ["lftp", "-c", f"{settings} open {url}; {action}"]
+
+
+def measure(
+    client: str, port: int, ca: str, home: str, source: str, size: int, rounds: int
+) -> list[str]:
+    rows = []
+    for direction in ("download", "upload"):
+        walls, cpus = [], []
+        for i in range(rounds):
+            name = f"up-{client}-{i}.bin"
+            before = childCPU()
+            start = time.perf_counter()
+            subprocess.run(
+                commands(client, direction, port, ca, source, name),
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, HOME=home),
+            )
+            walls.append(time.perf_counter() - start)
+            cpus.append(childCPU() - before)
+            if direction == "upload":
+                stored = os.path.join(home, name)
+                if os.path.getsize(stored) != size:
+                    raise SystemExit(f"{client}: upload stored {os.path.getsize(stored)} bytes")
+                os.unlink(stored)
+        gib = size / 2**30
+        rows.append(
+            f"{client:<8} {direction:<9} {size / min(walls) / 2**20:9.1f} MiB/s"
+            f" {min(cpus) / gib:8.2f} CPU-s/GiB"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    for program in ("curl", "lftp"):
+        if shutil.which(program) is None:
+            raise SystemExit(f"{program} is needed")
+    size = options.size_mib * 2**20
+    work = tempfile.mkdtemp(prefix="txftps-bench-client-")
+    try:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        caFile = os.path.join(work, "ca.pem")
+        certFile = os.path.join(work, "cert.pem")
+        keyFile = os.path.join(work, "key.pem")
+        ca.cert_pem.write_to_path(caFile)
+        issued.cert_chain_pems[0].write_to_path(certFile)
+        issued.private_key_pem.write_to_path(keyFile)
+        directory = os.path.join(work, "server")
+        home = os.path.join(directory, "bench")
+        os.makedirs(home)
+        source = os.path.join(work, "source.bin")
+        with open(source, "wb") as f:
+            f.write(os.urandom(size))
+        shutil.copy(source, os.path.join(home, "data.bin"))
+        process, port = startTxftps(directory, certFile, keyFile)
+        rows = [
+            f"{options.size_mib} MiB, best of {options.rounds}, server twistd ftps on"
+            " loopback, TLS on control and data, client CPU"
+        ]
+        before = childCPU()
+        txftps = os.path.join(os.path.dirname(sys.executable), "txftps")
+        subprocess.run([txftps, "--help"], check=True, stdout=subprocess.DEVNULL)
+        rows.append(f"(txftps start-up alone, --help: {childCPU() - before:.2f} CPU-s per run)")
+        try:
+            for client in ("txftps", "curl", "lftp"):
+                rows += measure(client, port, caFile, home, source, size, options.rounds)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+        sys.stdout.write("\n".join(rows) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
