@@ -1543,3 +1543,30 @@ class FilesystemErrorTests(CommandTestCase):
                 data.close()
             self.assertEqual(first[0], 552, f"{line}: {first!r}")
         self.assertEqual(os.listdir(full), [])
+
+
+class FailedTransferCommandTests(CommandTestCase):
+    """
+    A transfer command refused before its 150 (a missing file or directory)
+    ends the data connection set up for it at once, so the client is not
+    left holding an open data connection until the data timeout.
+    """
+
+    def test_dataConnectionClosedAfterRefusal(self) -> None:
+        """
+        EPSV, a protected data connection that resumed the session, then
+        C{MLSD /missing} and C{RETR missing}: each gets 550, and the server
+        closes the data connection right away (within 5 s, while the data
+        timeout is 30 s) with no byte; the session goes on.
+        """
+        control = self.session()
+        for command in ("MLSD /missing", "RETR missing"):
+            port = control.epsv()
+            data = control.openData(port)
+            self.addCleanup(data.close)
+            code, text = control.command(command)
+            self.assertEqual(code, 550, text)
+            received, closed = support.readUntilClosed(data, 5)
+            self.assertTrue(closed, f"{command}: the data connection stayed open")
+            self.assertEqual(received, b"")
+        control.expect("NOOP", 200)

@@ -702,6 +702,9 @@ class FilesystemTests(ServerTestCase):
         self.assertEqual(session.codes("RNTO moved.txt"), [503])
         self.assertEqual(session.codes("PASV"), [227])
         self.assertEqual(session.codes("STOR upload.txt"), [550])
+        # A refused transfer command ends its data connection: PASV again.
+        self.assertEqual(session.codes("STOR keep.txt"), [425])
+        self.assertEqual(session.codes("PASV"), [227])
         self.assertEqual(session.codes("STOR keep.txt"), [550])
         self.assertEqual(sorted(self.root.listdir()), ["dir", "keep.txt"])
         self.assertEqual(self.root.child("keep.txt").getContent(), b"keep")

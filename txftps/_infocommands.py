@@ -1,13 +1,17 @@
 # -*- test-case-name: tests.test_server -*-
 """
-Informational and transfer-parameter commands of the protocol interpreter:
-FEAT, OPTS, SYST, NOOP, HELP, QUIT, TYPE, MODE and STRU.
+Informational, transfer-parameter and session commands of the protocol
+interpreter: FEAT, OPTS, SYST, NOOP, HELP, QUIT, TYPE, MODE, STRU, SITE,
+HOST, REIN, CCC and CDC.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from txftps._ccc import clearControlChannel
 from txftps._interpreter import ProtocolInterpreter
-from txftps._listing import MLST_FACTS
+from txftps._listing import MLST_FACTS, printableName
 from txftps.errors import FTPReplyError
 
 
@@ -90,3 +94,47 @@ class InformationCommands(ProtocolInterpreter):
         if argument.strip().upper() != "F":
             raise FTPReplyError(504, "Only STRU F is supported.")
         self.reply(200, "Structure set to F.")
+
+    # SITE, HOST, REIN, CCC, CDC
+
+    def ftp_SITE(self, argument: str) -> Any:
+        if not self._writable():
+            raise FTPReplyError(550, "SITE commands are not allowed for this user.")
+        name, _, rest = argument.strip().partition(" ")
+        handler = getattr(self, "site_" + name.upper(), None)
+        if not name or handler is None:
+            raise FTPReplyError(504, f"SITE {name.upper()} not understood; try SITE HELP.")
+        return handler(rest)
+
+    def site_HELP(self, argument: str) -> None:
+        names = sorted(n[5:] for n in dir(self) if n.startswith("site_"))
+        self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
+
+    def ftp_HOST(self, argument: str) -> None:
+        if self.session.loggedIn or self.session.user is not None:
+            raise FTPReplyError(503, "HOST must come before USER.")
+        if not argument.strip() or not printableName(argument.strip()):
+            raise FTPReplyError(501, "HOST needs a host name.")
+        self.reply(220, "Host accepted.")
+
+    def ftp_REIN(self, argument: str) -> None:
+        self._logoutShell()
+        self.session.reinitialize()
+        if self.dataChannel is not None:
+            self.dataChannel.reset()
+        # A protected channel is never downgraded by REIN.
+        channel = "TLS is still on" if self.session.controlProtected else "the channel is clear"
+        self.reply(220, f"Session reinitialized; {channel}. Log in again.")
+
+    def ftp_CCC(self, argument: str) -> None:
+        if not self.session.controlProtected:
+            raise FTPReplyError(533, "The control channel is not protected.")
+        if not self.settings.allowCCC or self.session.implicit:
+            raise FTPReplyError(534, "CCC is refused by the server policy.")
+        self.reply(200, "CCC accepted; the control channel returns to plaintext.")
+        self.session.cleared = True
+        self.session.controlProtected = False
+        clearControlChannel(self)
+
+    def ftp_CDC(self, argument: str) -> None:
+        self.ftp_PROT("C")

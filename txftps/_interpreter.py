@@ -2,8 +2,7 @@
 """
 The core of the FTPS protocol interpreter (PI): connection life, explicit and
 implicit TLS, line handling, dispatch to C{ftp_<CMD>} methods, replies, and
-the session commands (AUTH PBSZ PROT FEAT OPTS SYST NOOP HELP QUIT TYPE MODE
-STRU SITE HOST REIN CCC CDC).
+the TLS commands (AUTH PBSZ PROT).
 
 The avatar is an L{IFTPShell<twisted.protocols.ftp.IFTPShell>}; what it offers beyond that is read from the
 interfaces of L{txftps.interfaces} it provides, never from attribute names.
@@ -35,7 +34,6 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txftps._ccc import clearControlChannel
 from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, defaultFacts
 from txftps._datachannel import DataChannel
 from txftps._listing import (
@@ -44,7 +42,6 @@ from txftps._listing import (
     escapeName,
     hasControlCharacters,
     pathSegments,
-    printableName,
 )
 from txftps._observers import handshakeFailureReason
 from txftps._session import Session
@@ -417,12 +414,22 @@ class ProtocolInterpreter(LineReceiver):
                 raise FTPReplyError(502, f"Command {command} not implemented.")
             result = handler(argument)
         except Exception:
-            self._replyFailure(Failure())
+            self._commandFailed(facts, Failure())
             return
         if isinstance(result, defer.Deferred):
             self._busy = True
-            result.addErrback(self._replyFailure)
+            result.addErrback(lambda failure: self._commandFailed(facts, failure))
             result.addBoth(self._commandDone)
+
+    def _commandFailed(self, facts: CommandFacts, failure: Failure) -> None:
+        """
+        Reply to a failed command. A transfer command refused before its 150
+        also ends the data connection set up for it, so that the client is
+        not left with an open one until the data timeout.
+        """
+        self._replyFailure(failure)
+        if facts.needsDataTLS and self.session.transfer is None and self.dataChannel:
+            self.dataChannel.reset()
 
     def _commandDone(self, _: object) -> None:
         self._busy = False
@@ -547,48 +554,6 @@ class ProtocolInterpreter(LineReceiver):
 
     # SITE, HOST, REIN, CCC, CDC
 
-    def ftp_SITE(self, argument: str) -> Any:
-        if not self._writable():
-            raise FTPReplyError(550, "SITE commands are not allowed for this user.")
-        name, _, rest = argument.strip().partition(" ")
-        handler = getattr(self, "site_" + name.upper(), None)
-        if not name or handler is None:
-            raise FTPReplyError(504, f"SITE {name.upper()} not understood; try SITE HELP.")
-        return handler(rest)
-
-    def site_HELP(self, argument: str) -> None:
-        names = sorted(n[5:] for n in dir(self) if n.startswith("site_"))
-        self.reply(214, "\n".join(["SITE commands:", " ".join(names), "End."]))
-
-    def ftp_HOST(self, argument: str) -> None:
-        if self.session.loggedIn or self.session.user is not None:
-            raise FTPReplyError(503, "HOST must come before USER.")
-        if not argument.strip() or not printableName(argument.strip()):
-            raise FTPReplyError(501, "HOST needs a host name.")
-        self.reply(220, "Host accepted.")
-
-    def ftp_REIN(self, argument: str) -> None:
-        self._logoutShell()
-        self.session.reinitialize()
-        if self.dataChannel is not None:
-            self.dataChannel.reset()
-        # A protected channel is never downgraded by REIN.
-        channel = "TLS is still on" if self.session.controlProtected else "the channel is clear"
-        self.reply(220, f"Session reinitialized; {channel}. Log in again.")
-
-    def ftp_CCC(self, argument: str) -> None:
-        if not self.session.controlProtected:
-            raise FTPReplyError(533, "The control channel is not protected.")
-        if not self.settings.allowCCC or self.session.implicit:
-            raise FTPReplyError(534, "CCC is refused by the server policy.")
-        self.reply(200, "CCC accepted; the control channel returns to plaintext.")
-        self.session.cleared = True
-        self.session.controlProtected = False
-        clearControlChannel(self)
-
     def _refuseAfterCCC(self, command: str) -> None:
         if self.session.cleared:
             raise FTPReplyError(534, f"{command} is refused after CCC.")
-
-    def ftp_CDC(self, argument: str) -> None:
-        self.ftp_PROT("C")
