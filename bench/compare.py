@@ -277,7 +277,7 @@ def main() -> None:
         raise SystemExit("curl is needed")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < options.idle * 2 + 100:
+    if hard < options.idle + 200:
         raise SystemExit(f"ulimit -n allows {hard} files: too few for {options.idle} sessions")
 
     work = tempfile.mkdtemp(prefix="txftps-bench-")
