@@ -185,7 +185,17 @@ def bulk(
 
 def aesSecondsPerGiB() -> float:
     out = subprocess.run(
-        ["openssl", "speed", "-elapsed", "-seconds", "2", "-bytes", "16384", "-evp", "aes-256-gcm"],
+        [
+            "openssl",
+            "speed",
+            "-elapsed",
+            "-seconds",
+            "2",
+            "-bytes",
+            "16384",
+            "-evp",
+            "aes-256-gcm",
+        ],
         capture_output=True,
         text=True,
         check=True,
