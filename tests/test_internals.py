@@ -21,8 +21,10 @@ from tests.support import (
     memoryServerTLS,
 )
 from txftps._internals import (
+    PlaintextReader,
     fipsProviderActive,
     forgetTLS,
+    releaseBuffers,
     setGroups,
     setSignatureAlgorithms,
     takeTLSLayer,
@@ -129,6 +131,106 @@ class UnreadBytesTests(SynchronousTestCase):
             server.recv(1024)
         self.assertEqual(unreadBytes(server), b"NOOP\r\n")
         self.assertEqual(unreadBytes(server), b"")
+
+
+def _connectedPair() -> tuple[SSL.Connection, SSL.Connection]:
+    """
+    A memory-BIO server and client connection with their handshake done.
+    """
+    tls, _ = memoryServerTLS("localhost")
+    server = SSL.Connection(tls.optionsForConnection().getContext(), None)
+    server.set_accept_state()
+    client = memoryClient(memoryClientContext())
+    memoryHandshake(server, client)
+    return server, client
+
+
+def _sendAll(connection: SSL.Connection, data: bytes) -> None:
+    while data:
+        data = data[connection.send(data) :]
+
+
+def _mode(connection: SSL.Connection) -> int:
+    from OpenSSL._util import lib
+
+    return int(lib.SSL_set_mode(connection._ssl, 0))
+
+
+class ReleaseBuffersTests(SynchronousTestCase):
+    """
+    L{releaseBuffers} sets C{SSL_MODE_RELEASE_BUFFERS} on one connection
+    through pyOpenSSL's private C{SSL_set_mode} binding.
+    """
+
+    def test_oneConnectionOnly(self) -> None:
+        """
+        The connection given gets the mode; another connection of the same
+        context (a data connection) keeps its buffers, and the released one
+        still carries data both ways.
+        """
+        from OpenSSL._util import lib
+
+        server, client = _connectedPair()
+        other = SSL.Connection(server.get_context(), None)
+        releaseBuffers(server)
+        self.assertTrue(_mode(server) & lib.SSL_MODE_RELEASE_BUFFERS)
+        self.assertFalse(_mode(other) & lib.SSL_MODE_RELEASE_BUFFERS)
+        client.send(b"NOOP\r\n")
+        server.bio_write(drainBIO(client))
+        self.assertEqual(server.recv(100), b"NOOP\r\n")
+        server.send(b"200 OK\r\n")
+        client.bio_write(drainBIO(server))
+        self.assertEqual(client.recv(100), b"200 OK\r\n")
+
+    def test_notAConnection(self) -> None:
+        """
+        Anything but a pyOpenSSL connection is left alone.
+        """
+        releaseBuffers(object())
+
+
+class PlaintextReaderTests(SynchronousTestCase):
+    """
+    L{PlaintextReader} decrypts many records into one C{bytes} through
+    pyOpenSSL's private C{SSL_read} binding and C{Connection._raise_ssl_error}.
+    """
+
+    def test_manyRecordsOneRead(self) -> None:
+        """
+        Three records and a close_notify come back as one piece, with the
+        close seen.
+        """
+        server, client = _connectedPair()
+        pieces = [bytes([n]) * 10000 for n in range(3)]
+        for piece in pieces:
+            _sendAll(client, piece)
+        client.shutdown()
+        server.bio_write(drainBIO(client))
+        self.assertEqual(PlaintextReader(65536).read(server), (b"".join(pieces), True))
+
+    def test_boundedBySize(self) -> None:
+        """
+        A read returns at most C{size} bytes; the next read returns the rest,
+        and a read with nothing pending returns nothing, not closed.
+        """
+        server, client = _connectedPair()
+        _sendAll(client, b"a" * 20000)
+        server.bio_write(drainBIO(client))
+        reader = PlaintextReader(15000)
+        self.assertEqual(reader.read(server), (b"a" * 15000, False))
+        self.assertEqual(reader.read(server), (b"a" * 5000, False))
+        self.assertEqual(reader.read(server), (b"", False))
+
+    def test_badRecord(self) -> None:
+        """
+        A record that does not decrypt raises pyOpenSSL's C{SSL.Error}.
+        """
+        server, client = _connectedPair()
+        client.send(b"x" * 1000)
+        record = bytearray(drainBIO(client))
+        record[-1] ^= 1
+        server.bio_write(bytes(record))
+        self.assertRaises(SSL.Error, PlaintextReader(4096).read, server)
 
 
 class _StartTLSOnConnect(protocol.Protocol):

@@ -84,6 +84,7 @@ class DataConnectionOwner(TypingProtocol):
 
 
 _log = Logger()
+_SOCKET_READ_SIZE = 256 * 1024
 _CONNECTION_DONE = Failure(error.ConnectionDone())
 
 
@@ -177,6 +178,10 @@ class DataConnection(Protocol):
         if setNoDelay is not None:
             # The last record of a transfer must not wait for an ACK.
             setNoDelay(True)
+        if hasattr(self.transport, "bufferSize"):
+            # Read bulk data in large pieces: every read costs a pass through
+            # the reactor, the TLS layer and the file's write.
+            self.transport.bufferSize = _SOCKET_READ_SIZE
         if self._context is None:
             self._channel.connectionReady(self)
         elif self._tlsClient is not None:

@@ -29,9 +29,12 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from txftps._internals import sessionReused
+from txftps._internals import PlaintextReader, sessionReused
 
 _READ_SIZE = 512 * 1024
+
+#: Decrypts for every data connection (one reactor thread uses it at a time).
+_reader = PlaintextReader(_READ_SIZE)
 
 #: The length of a TLS record header: type (1), version (2), length (2).
 _RECORD_HEADER = 5
@@ -201,14 +204,12 @@ class DataTLS:
                 return b""
         plain = []
         while not self.closeNotifyReceived:
-            try:
-                plain.append(self.connection.recv(_READ_SIZE))
-            except SSL.WantReadError:
+            chunk, self.closeNotifyReceived = _reader.read(self.connection)
+            plain.append(chunk)
+            if len(chunk) < _reader.size:
                 break
-            except SSL.ZeroReturnError:
-                self.closeNotifyReceived = True
         self._flush()
-        return b"".join(plain)
+        return plain[0] if len(plain) == 1 else b"".join(plain)
 
     def send(self, data: bytes) -> None:
         """

@@ -7,7 +7,9 @@ handshake resumed a session, the bytes left in a connection's memory BIO,
 enough of Twisted's TLS layer to end TLS on a live connection for C{CCC},
 Twisted's PROXY protocol header parsers, the key-exchange groups and
 signature algorithms of a context (TLS profiles), whether OpenSSL runs a
-FIPS provider, and a copy of a TLS session (the client's data connections).
+FIPS provider, a copy of a TLS session (the client's data connections),
+TLS record buffers freed on an idle connection, and decrypting many records
+into one buffer.
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -117,6 +119,60 @@ def fipsProviderActive() -> bool | None:
 
     enabled = getattr(backend, "_fips_enabled", None)
     return bool(enabled) if enabled is not None else None
+
+
+def releaseBuffers(connection: object) -> None:
+    """
+    Make OpenSSL free C{connection}'s record buffers whenever they are empty
+    (C{SSL_MODE_RELEASE_BUFFERS} on this connection only): an idle
+    connection then holds none. pyOpenSSL sets modes only on contexts.
+
+    @param connection: a connection that does not carry bulk data; anything
+        else (a test transport's handle) is left alone.
+    """
+    if isinstance(connection, SSL.Connection):
+        _lib.SSL_set_mode(connection._ssl, _lib.SSL_MODE_RELEASE_BUFFERS)
+
+
+class PlaintextReader:
+    """
+    Decrypts every complete record a connection holds into one preallocated
+    buffer, and returns them as one C{bytes}: one copy, one object, however
+    many records came in (pyOpenSSL's C{recv} allocates a buffer and makes a
+    C{bytes} for every record). The buffer is only used inside L{read}, so one
+    reader serves every connection of a reactor thread.
+
+    @ivar size: the most bytes one L{read} returns.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = _ffi.new("char[]", size)
+
+    def read(self, connection: SSL.Connection) -> tuple[bytes, bool]:
+        """
+        Decrypt what C{connection}'s incoming BIO holds, up to L{size} bytes.
+
+        @return: the plaintext, and whether the peer's close_notify came.
+        @raise SSL.Error: a record failed, as pyOpenSSL's C{recv} raises it.
+        """
+        ssl = connection._ssl
+        buffer = self._buffer
+        total = 0
+        closed = False
+        while total < self.size:
+            count = _lib.SSL_read(ssl, buffer + total, self.size - total)
+            if count > 0:
+                total += count
+                continue
+            try:
+                connection._raise_ssl_error(ssl, count)
+            except SSL.WantReadError:
+                pass
+            except SSL.ZeroReturnError:
+                closed = True
+            break
+        return _ffi.buffer(buffer, total)[:], closed
 
 
 def unreadBytes(connection: SSL.Connection) -> bytes:

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from txftps._commands import COMMANDS, CommandFacts, DuringTransfer, defaultFacts
 from txftps._datachannel import DataChannel
+from txftps._internals import releaseBuffers
 from txftps._listing import (
     MLST_KEYS,
     displayPath,
@@ -43,6 +44,7 @@ from txftps._listing import (
     hasControlCharacters,
     pathSegments,
 )
+from txftps._logging import debugWanted
 from txftps._observers import handshakeFailureReason
 from txftps._session import Session
 from txftps._settings import ServerSettings
@@ -305,6 +307,11 @@ class ProtocolInterpreter(LineReceiver):
             self.settings.handshakeTimeout, self._handshakeTimedOut
         )
         self.transport.startTLS(self._tlsOptions)
+        handle = getattr(self.transport, "getHandle", None)
+        if handle is not None:
+            # Replies are small: an idle control connection keeps no TLS
+            # record buffers (its data connections keep theirs).
+            releaseBuffers(handle())
 
     def _handshakeTimedOut(self) -> None:
         self._handshakeTimer = None
@@ -395,12 +402,13 @@ class ProtocolInterpreter(LineReceiver):
         command, argument = self._parse(line)
         if not command:
             return
-        _log.debug(
-            "{host} <- {command}",
-            host=self.peerHost,
-            command=command if command != "PASS" else "PASS ***",
-            **self.logFields(),
-        )
+        if debugWanted():
+            _log.debug(
+                "{host} <- {command}",
+                host=self.peerHost,
+                command=command if command != "PASS" else "PASS ***",
+                **self.logFields(),
+            )
         self.observer.commandReceived(
             self.peerAddress, command, argument if command != "PASS" else "***"
         )

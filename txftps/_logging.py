@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     ILogFilterPredicate,
     ILogObserver,
@@ -36,8 +37,9 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     PredicateResult,
     formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
     jsonFileLogObserver,
-    textFileLogObserver,
 )
 from twisted.python import logfile
 from zope.interface import implementer
@@ -91,8 +93,12 @@ class QuietPortsFilter:
     """
 
     def __call__(self, event: LogEvent) -> PredicateResult:
-        text = formatEvent(event) if "log_format" in event else ""
-        if _PORT_CHATTER.match(text or ""):
+        # Twisted's ports log through the legacy API: their events carry the
+        # finished line as log_text. Nothing else is formatted here.
+        if event.get("log_format") != "{log_text}":
+            return PredicateResult.maybe  # type: ignore[no-any-return]
+        text = event.get("log_text")
+        if isinstance(text, str) and _PORT_CHATTER.match(text):
             return PredicateResult.no  # type: ignore[no-any-return]
         return PredicateResult.maybe  # type: ignore[no-any-return]
 
@@ -145,11 +151,43 @@ def observerFactory(
                 jsonFileLogObserver(output, recordSeparator="")
             )
         else:
-            observer = textFileLogObserver(output)
+            observer = FileLogObserver(output, _formatText)
         level = LogLevelFilterPredicate(defaultLogLevel=LOG_LEVELS[logLevel])
-        return FilteringLogObserver(observer, [QuietPortsFilter(), level])
+        # The level first: an event below it is dropped before anything
+        # looks into it.
+        return FilteringLogObserver(observer, [level, QuietPortsFilter()])
 
     return make
+
+
+class _SecondClock:
+    """
+    Twisted's C{formatTime} for log lines, computed once a second: it looks
+    up the local time zone for every call, the largest cost of a log line.
+    """
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = ""
+
+    def __call__(self, when: float | None) -> str:
+        if when is None:
+            return formatTime(when)
+        second = int(when)
+        if second != self._second:
+            self._text = formatTime(second)
+            self._second = second
+        return self._text
+
+
+_clock = _SecondClock()
+
+
+def _formatText(event: LogEvent) -> str | None:
+    """
+    A text log line, as Twisted's L{twisted.logger.textFileLogObserver} writes it.
+    """
+    return formatEventAsClassicLogText(event, formatTime=_clock)
 
 
 @implementer(ILogObserver)
@@ -180,6 +218,20 @@ def twistdObserver() -> ILogObserver:
     return (_installed[-1] if _installed else observerFactory({"nodaemon": True}))()
 
 
+_debug = [True]
+
+
+def debugWanted() -> bool:
+    """
+    Whether debug events can reach a log: C{False} once twistd's observer
+    was installed (L{installObserver}) with a level above debug, C{True}
+    otherwise (an application that embeds txftps chooses its own
+    observers). Code on a hot path checks it before it builds a debug
+    event at all.
+    """
+    return _debug[0]
+
+
 def installObserver(
     twistdOptions: Any, logFormat: str = "text", logLevel: str = "info", reactor: Any = None
 ) -> bool:
@@ -192,5 +244,6 @@ def installObserver(
     if twistdOptions.get("logger") or twistdOptions.get("syslog"):
         return False
     _installed[:] = [observerFactory(twistdOptions, logFormat, logLevel, reactor)]
+    _debug[0] = LOG_LEVELS[logLevel] <= LogLevel.debug
     twistdOptions["logger"] = f"{__name__}.twistdObserver"
     return True

@@ -1,0 +1,306 @@
+"""
+The servers the benchmarks compare, started the same way: txftps, pyftpdlib
+and (when installed) vsftpd, each on loopback with TLS required on control
+and data, the same ECDSA P-256 certificate and one served directory.
+
+Each L{Server} knows its listening port, the directory a logged-in bench user
+sees, how to log in, and how much CPU and memory it used so far (its whole
+process tree: vsftpd forks twice per session).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+PYFTPDLIB_SERVER = r"""
+import sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+home, cert, key, maxCons = sys.argv[1:5]
+authorizer = DummyAuthorizer()
+authorizer.add_user("bench", "bench", home, perm="elradfmw")
+class Handler(TLS_FTPHandler):
+    certfile = cert
+    keyfile = key
+    tls_control_required = True
+    tls_data_required = True
+Handler.authorizer = authorizer
+server = FTPServer(("127.0.0.1", 0), Handler)
+server.max_cons = server.max_cons_per_ip = int(maxCons)
+print("PORT", server.address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@dataclass
+class Server:
+    """
+    One running server under test.
+
+    @ivar name: C{txftps}, C{pyftpdlib} or C{vsftpd}.
+    @ivar process: the listening process.
+    @ivar port: its control port on 127.0.0.1.
+    @ivar home: the directory the bench user's C{/} is.
+    @ivar user: the login name; C{password} its password.
+    """
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    home: str
+    user: str = "bench"
+    password: str = "bench"
+    cleanup: list[str] = field(default_factory=list)
+
+    def tree(self) -> list[int]:
+        """
+        The listening process and every descendant, by pid.
+        """
+        parents: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(parents.get(pid, []))
+        return found
+
+    def cpuSeconds(self) -> float:
+        """
+        CPU seconds (user and system) of the process tree, with the
+        children it already reaped.
+        """
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.tree():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(x) for x in fields[11:15])
+        return total / ticks
+
+    def pssKiB(self) -> int:
+        """
+        Proportional set size of the process tree, in KiB.
+        """
+        total = 0
+        for pid in self.tree():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    m = re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M)
+            except OSError:
+                continue
+            if m:
+                total += int(m.group(1))
+        return total
+
+    def fileDescriptors(self) -> int:
+        """
+        Open file descriptors of the process tree.
+        """
+        total = 0
+        for pid in self.tree():
+            try:
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                pass
+        return total
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _waitForPort(path: str, pattern: bytes, process: subprocess.Popen[bytes]) -> int:
+    for _ in range(400):
+        with open(path, "rb") as f:
+            m = re.search(pattern, f.read())
+        if m:
+            return int(m.group(1))
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    with open(path, "rb") as f:
+        raise SystemExit(f"server did not start:\n{f.read().decode(errors='replace')}")
+
+
+def startTxftps(directory: str, cert: str, key: str, *extra: str) -> Server:
+    """
+    C{twistd -n ftps} with explicit FTPS, a memory user and the default
+    (info) log level.
+    """
+    home = os.path.join(directory, "bench")
+    os.makedirs(home, exist_ok=True)
+    logPath = os.path.join(directory, "txftps.log")
+    log = open(logPath, "wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "ftps",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--implicit",
+            "none",
+            "--root",
+            directory,
+            "--home",
+            directory,
+            "--auth",
+            "memory:bench:bench",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--data-dir",
+            os.path.join(directory, "data"),
+            "--max-clients",
+            "100000",
+            "--max-clients-per-ip",
+            "100000",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        cwd=directory,
+    )
+    port = _waitForPort(logPath, rb"explicit FTPS listening on \S+ port (\d+)", process)
+    return Server("txftps", process, port, home)
+
+
+def startPyftpdlib(directory: str, cert: str, key: str) -> Server:
+    """
+    pyftpdlib's C{TLS_FTPHandler} with TLS required on control and data.
+    """
+    logPath = os.path.join(directory, "pyftpdlib.log")
+    process = subprocess.Popen(
+        [sys.executable, "-c", PYFTPDLIB_SERVER, directory, cert, key, "100000"],
+        stdout=open(logPath, "wb"),
+        stderr=subprocess.DEVNULL,
+    )
+    port = _waitForPort(logPath, rb"PORT (\d+)", process)
+    return Server("pyftpdlib", process, port, directory)
+
+
+VSFTPD_CONFIG = """\
+listen=YES
+listen_address=127.0.0.1
+listen_port={port}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_other_write_enable=YES
+anon_root={root}
+no_anon_password=YES
+ftp_username={ftpUser}
+secure_chroot_dir={empty}
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+ssl_tlsv1=YES
+ssl_sslv2=NO
+ssl_sslv3=NO
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+rsa_cert_file={cert}
+rsa_private_key_file={key}
+pasv_enable=YES
+pasv_min_port={low}
+pasv_max_port={high}
+max_clients=0
+max_per_ip=0
+seccomp_sandbox=NO
+xferlog_enable=NO
+idle_session_timeout=3000
+data_connection_timeout=300
+"""
+
+
+def vsftpdAvailable() -> bool:
+    return os.path.exists("/usr/sbin/vsftpd") and os.geteuid() == 0
+
+
+def startVsftpd(directory: str, cert: str, key: str, port: int) -> Server:
+    """
+    vsftpd 3 with anonymous users over required TLS (its local users need
+    PAM accounts); the served root is owned by root, uploads go to C{up/}.
+    """
+    ftpUser = "ftp" if _userExists("ftp") else "nobody"
+    entry = pwd.getpwnam(ftpUser)
+    root = os.path.join(directory, "root")
+    empty = os.path.join(directory, "empty")
+    os.makedirs(empty, exist_ok=True)
+    os.makedirs(os.path.join(root, "up"), exist_ok=True)
+    os.chmod(root, 0o755)
+    os.chown(os.path.join(root, "up"), entry.pw_uid, entry.pw_gid)
+    config = os.path.join(directory, "vsftpd.conf")
+    with open(config, "w") as f:
+        f.write(
+            VSFTPD_CONFIG.format(
+                port=port,
+                root=root,
+                ftpUser=ftpUser,
+                empty=empty,
+                cert=cert,
+                key=key,
+                low=port + 1,
+                high=port + 2000,
+            )
+        )
+    os.chmod(directory, 0o755)
+    for name in (cert, key):
+        os.chmod(name, 0o644)
+    process = subprocess.Popen(["/usr/sbin/vsftpd", config], stderr=subprocess.DEVNULL)
+    import socket
+
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        raise SystemExit("vsftpd did not start")
+    return Server("vsftpd", process, port, root, user="anonymous", password="")
+
+
+def _userExists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
