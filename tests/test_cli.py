@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import socket
 import subprocess
 import termios
 import time
@@ -366,6 +367,31 @@ class ErrorTests(CLITestCase):
         port = support.freePortRange(1)
         line = errorLine(self.run_("ls", "--ca", self.ca, f"ftp://127.0.0.1:{port}/"))
         self.assertEqual(line, f"txftps: error: connection refused: 127.0.0.1 port {port}")
+
+    def test_connectTimeout(self) -> None:
+        """
+        A server whose listen queue is full never completes the TCP
+        handshake: C{--timeout 2} ends the wait with a "connection timed
+        out" line naming host and port.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(3):
+            # Fill the accept queue: the kernel then drops further SYNs.
+            filler = socket.socket()
+            self.addCleanup(filler.close)
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+        line = errorLine(
+            self.run_("ls", "--ca", self.ca, "--timeout", "2", f"ftp://127.0.0.1:{port}/")
+        )
+        self.assertEqual(line, f"txftps: error: connection timed out: 127.0.0.1 port {port}")
 
     def test_missingFile(self) -> None:
         """
