@@ -8,6 +8,7 @@ that truncates downloads.
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import signal
 import socket
@@ -330,6 +331,34 @@ class TwistdClientTests(TestCase):
         self.assertLess(len(collector.data), 64 * 2**20)
         self.assertEqual(await client.pwd(), "/")
         self.assertIn("<- ABOR", watch.since())
+
+    @inReactor
+    async def test_cancelUploadAborts(self) -> None:
+        """
+        Cancelling an upload's Deferred sends ABOR and fails with
+        C{CancelledError}; the server stores nothing under the final name
+        and the session stays in step.
+        """
+        from twisted.web.client import FileBodyProducer
+
+        client = await self.login()
+        watch = support.LogWatch(self.server)
+        holder: list[Deferred[int]] = []
+        sent: list[int] = []
+
+        def progress(count: int) -> None:
+            sent.append(count)
+            if len(sent) == 1:
+                holder[0].cancel()
+
+        producer = FileBodyProducer(io.BytesIO(b"\1" * (64 * 2**20)))
+        holder.append(client.store("up.bin", producer, onProgress=progress))
+        with self.assertRaises(CancelledError):
+            await holder[0]
+        self.assertTrue(sent, "no progress was reported before the cancel")
+        self.assertEqual(await client.pwd(), "/")
+        self.assertIn("<- ABOR", watch.since())
+        self.assertFalse(os.path.exists(os.path.join(self.home, "up.bin")))
 
     @inReactor
     async def test_stalledData(self) -> None:
