@@ -337,3 +337,35 @@ class CopySessionTests(SynchronousTestCase):
         server.set_accept_state()
         memoryHandshake(server, second)
         self.assertTrue(sessionReused(second), "a copied session was not resumed")
+
+
+class ExitSignalTests(SynchronousTestCase):
+    """
+    L{txftps._internals.forgetExitSignal} leans on Twisted's private
+    C{_exitSignal}, which a reactor stopped by a signal remembers.
+    """
+
+    def test_reactorRemembersTheSignal(self) -> None:
+        """
+        A reactor's signal handler for SIGTERM records the signal in
+        C{_exitSignal}; L{forgetExitSignal} clears it, and leaves another
+        signal alone. A failure means C{--workers} would exit -15 after
+        SIGTERM: reimplement L{forgetExitSignal} for this Twisted.
+        """
+        import signal as signals
+
+        from twisted.internet.selectreactor import SelectReactor
+
+        from txftps._internals import forgetExitSignal
+
+        # A reactor of its own, never run or installed.
+        reactor: Any = SelectReactor()
+        self.addCleanup(reactor.disconnectAll)
+        self.assertTrue(hasattr(reactor, "_exitSignal"), "Twisted reactors lost _exitSignal")
+        reactor._exitSignal = None
+        reactor.sigTerm(signals.SIGTERM, None)
+        self.assertEqual(reactor._exitSignal, signals.SIGTERM)
+        self.assertFalse(forgetExitSignal(reactor, signals.SIGINT))
+        self.assertEqual(reactor._exitSignal, signals.SIGTERM)
+        self.assertTrue(forgetExitSignal(reactor, signals.SIGTERM))
+        self.assertIsNone(reactor._exitSignal)

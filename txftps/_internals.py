@@ -260,3 +260,17 @@ def parseProxyHeader(version: int, header: bytes) -> Any:
         return V2Parser.parse(header)
     except (InvalidProxyHeader, ValueError, KeyError, IndexError, struct.error) as e:
         raise ValueError(f"version {version} header does not parse ({type(e).__name__})")
+
+
+def forgetExitSignal(reactor: Any, signum: int) -> bool:
+    """
+    Make twistd exit with status 0 after a stop caused by C{signum}: Twisted
+    remembers the signal that stopped the reactor (its private
+    C{_exitSignal}) and twistd raises it again on the way out.
+
+    @return: whether the reactor had been stopped by C{signum}.
+    """
+    if getattr(reactor, "_exitSignal", None) != signum:
+        return False
+    reactor._exitSignal = None
+    return True

@@ -46,6 +46,7 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from txftps._datachannel import PassivePortRange
+from txftps._internals import forgetExitSignal
 from txftps._settings import ConnectionLimits
 from txftps._sharedstate import ParentConnection, StateKeeper, adoptConnection
 from txftps.auth import LoginBans
@@ -375,11 +376,10 @@ class WorkerPool(service.Service):
         def stopped(result: object) -> object:
             if killer.active():
                 killer.cancel()
-            if getattr(self._reactor, "_exitSignal", None) == signal.SIGTERM:
-                # twistd would end by raising the SIGTERM again (Twisted's
-                # _exitSignal), an exit status of -15; the stop was orderly
-                # and complete, which a supervisor should see as status 0.
-                self._reactor._exitSignal = None
+            # twistd would end by raising the SIGTERM again, an exit status
+            # of -15; the stop was orderly and complete, which a supervisor
+            # should see as status 0.
+            forgetExitSignal(self._reactor, signal.SIGTERM)
             return result
 
         return d.addBoth(stopped)
