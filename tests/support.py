@@ -1344,8 +1344,10 @@ def requirePackagedProgram(name: str, package: str) -> str:
     """
     The path of program C{name}, which Debian ships in C{package}; raise
     (failing the test) with the command that installs it when it is missing.
+    Daemons live in C{/usr/sbin}, which a non-login C{PATH} may lack.
     """
-    path = shutil.which(name)
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    path = shutil.which(name, path=search)
     if path is None:
         raise AssertionError(
             f"{name} is not installed; .ci/run installs it (apt-get install -y {package})"
