@@ -54,6 +54,9 @@ def _dataSocket(client: ftplib.FTP_TLS, command: str) -> tuple[ssl.SSLSocket, st
     raw = socket.create_connection((host, port), timeout=10)
     client.putcmd(command)
     preliminary = client.getresp()
+    # Some Pythons (Debian's) set OP_IGNORE_UNEXPECTED_EOF by default, which
+    # would make a missing close_notify look like a clean end.
+    client.context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     data = client.context.wrap_socket(
         raw,
         server_hostname=client.host,
@@ -71,7 +74,11 @@ def _readToEnd(data: ssl.SSLSocket) -> tuple[bytes, bool]:
     while True:
         try:
             chunk = data.recv(65536)
-        except ssl.SSLEOFError:
+        except ssl.SSLError as e:
+            # SSLEOFError, or a bare SSLError with UNEXPECTED_EOF on some
+            # Python builds: the stream ended without a close_notify.
+            if not isinstance(e, ssl.SSLEOFError) and "UNEXPECTED_EOF" not in str(e):
+                raise
             data.close()
             return b"".join(chunks), False
         if not chunk:
