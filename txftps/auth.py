@@ -258,11 +258,8 @@ class LoginBans:
         """
         Is C{host} refused now (banned, or at its limit with checks running)?
         """
-        until = self._bannedUntil.get(host)
-        if until is not None:
-            if self._clock.seconds() < until:
-                return True
-            del self._bannedUntil[host]
+        if self.refusesConnections(host):
+            return True
         if self.banAfter <= 0:
             return False
         return self._failureCount(host) + self._running.get(host, 0) >= self.banAfter

@@ -365,6 +365,14 @@ class ServerTLS:
         return fingerprint(self.chain[0])
 
     @cached_property
+    def _openSSLClientCAs(self) -> list[X509]:
+        """
+        The client CAs as pyOpenSSL objects, converted once (every control
+        connection that asks for client certificates needs them).
+        """
+        return [X509.from_cryptography(c) for c in self.clientCAs]
+
+    @cached_property
     def serverToServerContext(self) -> SSL.Context:
         """
         The TLS client context of server-to-server transfers (C{SSCN ON},
@@ -406,14 +414,12 @@ class ServerTLS:
             enableSessionTickets=True,
             raiseMinimumTo=TLSVersion.TLSv1_2,
             verify=verify,
-            caCerts=[X509.from_cryptography(c) for c in self.clientCAs] if verify else None,
+            caCerts=self._openSSLClientCAs if verify else None,
             requireCertificate=self.clientCertificates == "required",
         )
         context = options.getContext()
         if verify:
-            context.set_client_ca_list(
-                [X509.from_cryptography(c).get_subject() for c in self.clientCAs]
-            )
+            context.set_client_ca_list([c.get_subject() for c in self._openSSLClientCAs])
         context.set_options(SSL.OP_NO_RENEGOTIATION)
         self.profile.configure(context)
         # Replaces the callback Twisted installs, which fails on our
