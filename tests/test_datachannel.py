@@ -31,6 +31,7 @@ from tests.support import (
 from txftps._datachannel import DataChannel, PassivePortRange, sameHost
 from txftps._dataconnection import DataConnection, TransferAborted
 from txftps.errors import DataChannelRefused, FTPReplyError
+from txftps.tls import ConnectionTLS
 
 
 class _Port:
@@ -526,16 +527,15 @@ class TLSTransferTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.tls, _ = memoryServerTLS()
         self.options = self.tls.optionsForConnection()
-        self.context = self.options.getContext()
         self.clientContext = memoryClientContext()
         self.keep: list[object] = []
         self._sent = 0
 
-    def _control(self, context: SSL.Context | None = None) -> SSL.Session:
+    def _control(self, options: ConnectionTLS | None = None) -> SSL.Session:
         """
         A control-connection handshake; return the client's session.
         """
-        server = SSL.Connection(context or self.context, None)
+        server = (options or self.options).newConnection()
         server.set_accept_state()
         client = memoryClient(self.clientContext)
         memoryHandshake(server, client)
@@ -555,7 +555,7 @@ class TLSTransferTests(SynchronousTestCase):
             requireResumption=requireResumption,
             requireUploadCloseNotify=requireUploadCloseNotify,
         )
-        channel.listenPassive("127.0.0.1", self.context)
+        channel.listenPassive("127.0.0.1", self.options)
         connection = self.reactor.tcpServers[-1][1].buildProtocol(_peer())
         assert isinstance(connection, DataConnection)
         self.transport = StringTransport(peerAddress=_peer())
@@ -631,7 +631,7 @@ class TLSTransferTests(SynchronousTestCase):
         A session of another control connection's context does not pass the
         gate (522).
         """
-        other = self.tls.optionsForConnection().getContext()
+        other = self.tls.optionsForConnection()
         session = self._control(other)
         channel, connection, client = self._connect(True, session)
         d = channel.whenReady(True)

@@ -20,6 +20,7 @@ from tests.support import (
     stepTLS,
 )
 from txftps._datatls import DataTLS
+from txftps.tls import ConnectionTLS
 
 
 class _Server:
@@ -33,7 +34,7 @@ class _Server:
     @ivar writes: how many times C{write} was called.
     """
 
-    def __init__(self, context: SSL.Context, accept: bool = True) -> None:
+    def __init__(self, context: ConnectionTLS, accept: bool = True) -> None:
         self.events: list[tuple[object, ...]] = []
         self.written: list[bytes] = []
         self.writes = 0
@@ -99,7 +100,7 @@ class DataTLSTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         tls, _ = memoryServerTLS()
-        self.context = tls.optionsForConnection().getContext()
+        self.context = tls.optionsForConnection()
         # Connections kept alive so that their sessions stay resumable.
         self.keep: list[object] = []
 
@@ -123,6 +124,16 @@ class DataTLSTests(SynchronousTestCase):
         self.assertRaises(SSL.ZeroReturnError, readTLS, client)
         self.keep.append(server)
         return client.get_session()
+
+    def test_serverNeedsItsConnectionTLS(self) -> None:
+        """
+        A server-side L{DataTLS} made from a bare context is refused: it
+        would take whichever session-ID context the shared context had last,
+        so another control connection's session could resume on it.
+        """
+        self.assertRaises(
+            TypeError, DataTLS, self.context.getContext(), lambda data: None, lambda tls: True
+        )
 
     def test_handshakeCompletes(self) -> None:
         """

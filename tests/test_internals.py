@@ -25,7 +25,9 @@ from txftps._internals import (
     fipsProviderActive,
     forgetTLS,
     releaseBuffers,
+    sessionReused,
     setGroups,
+    setSessionContext,
     setSignatureAlgorithms,
     takeTLSLayer,
     unreadBytes,
@@ -55,6 +57,52 @@ class SessionReusedTests(SynchronousTestCase):
             )
         connection = SSL.Connection(memoryClientContext(), None)
         self.assertTrue(hasattr(connection, "_ssl"), "SSL.Connection._ssl is gone")
+
+
+class SetSessionContextTests(SynchronousTestCase):
+    """
+    L{setSessionContext} wraps the private binding of
+    C{SSL_CTX_set_session_id_context}, which works on a context that already
+    made connections (pyOpenSSL's C{set_session_id} refuses those).
+    """
+
+    def test_usedContext(self) -> None:
+        """
+        On a context that made a connection, the session-ID context set is
+        the one the next connection takes: a session made under one resumes
+        under the same bytes, not under others.
+        """
+        tls, _ = memoryServerTLS("localhost")
+        context = tls.optionsForConnection().getContext()
+        clientContext = memoryClientContext()
+        keep = []
+
+        def handshake(sessionContext: bytes, session: SSL.Session | None) -> SSL.Connection:
+            """
+            Make a server connection under C{sessionContext} and run a
+            handshake offering C{session}; return the client side.
+            """
+            setSessionContext(context, sessionContext)
+            server = SSL.Connection(context, None)
+            server.set_accept_state()
+            client = memoryClient(clientContext, session)
+            memoryHandshake(server, client)
+            keep.append((server, client))
+            return client
+
+        session = handshake(b"one", None).get_session()
+        self.assertRaises(ValueError, context.set_session_id, b"refused")
+        handshake(b"two", session)
+        handshake(b"one", session)
+        self.assertEqual([sessionReused(server) for server, _ in keep], [False, False, True])
+
+    def test_tooLong(self) -> None:
+        """
+        More than 32 bytes (OpenSSL's limit) is a L{ValueError}.
+        """
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        setSessionContext(context, b"x" * 32)
+        self.assertRaises(ValueError, setSessionContext, context, b"x" * 33)
 
 
 class ProfileListTests(SynchronousTestCase):

@@ -911,6 +911,42 @@ class DataChannelTests(ServerTestCase):
         """
         self.sameAddressTheft(ssl.TLSVersion.TLSv1_2, foreignSession=True, tickets=False)
 
+    def test_foreignSessionOpenedAfterPassive(self) -> None:
+        """
+        Case 13, in the order that defeats a shared TLS context whose
+        session-ID context is set when a connection is made: PASV and RETR
+        on one control connection, then a second control connection
+        completes its TLS handshake (the last connection made), then a data
+        connection offering the second's session (TLS 1.2 ticket, TLS 1.2
+        session ID, TLS 1.3 ticket): 522 and zero file bytes, every time.
+        """
+        cases = [
+            (ssl.TLSVersion.TLSv1_2, True),
+            (ssl.TLSVersion.TLSv1_2, False),
+            (ssl.TLSVersion.TLSv1_3, True),
+        ]
+        for version, tickets in cases:
+            context = clientContext(self.server, version)
+            if not tickets:
+                context.options |= ssl.OP_NO_TICKET
+            control = self.loggedIn(context=context)
+            port = control.pasv()
+            control.send("RETR secret.txt")
+            self.assertEqual(control.reply()[0], 150)
+            other = self.loggedIn(context=context)
+            client = BIOClient(control.dataSocket(port), context, session=other.sock.session)
+            self.addCleanup(client.sock.close)
+            received = b""
+            try:
+                client.handshake()
+                self.assertFalse(client.tls.session_reused, (version, tickets))
+                received, _ = client.readToEnd()
+            except (ssl.SSLError, OSError):
+                pass
+            preliminary, (code, text) = control.finalReply()
+            self.assertEqual((code, received), (522, b""), (version, tickets, text))
+            self.assertNotIn(SECRET[:64], client.received)
+
     def test_legitimateResumptionSessionID(self) -> None:
         """
         Case 13 (positive control): TLS 1.2 without session tickets, a data

@@ -23,7 +23,6 @@ from twisted.cred.checkers import (
 )
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
@@ -34,7 +33,7 @@ from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
 from txftps.errors import ErrorReplies
 from txftps.server import ConnectionLimits, FTPSFactory, FTPSProtocol, ServerSettings
-from txftps.tls import ServerTLS
+from txftps.tls import ConnectionTLS, ServerTLS
 
 #: The passive port the tests' listeners get; 50001 == 195 * 256 + 81.
 PASSIVE_PORT = 50001
@@ -743,12 +742,12 @@ class ExplicitTLSTests(ServerTestCase):
     def test_authTLS(self) -> None:
         """
         AUTH TLS gets 234, then C{startTLS} is called once with a
-        L{CertificateOptions}, after the 234 was written.
+        L{ConnectionTLS}, after the 234 was written.
         """
         session = self.connect()
         self.assertEqual(session.codes("AUTH TLS"), [234])
         self.assertEqual(len(session.transport.startedTLS), 1)
-        self.assertIsInstance(session.transport.startedTLS[0], CertificateOptions)
+        self.assertIsInstance(session.transport.startedTLS[0], ConnectionTLS)
 
     def test_authReplyWrittenBeforeStartTLS(self) -> None:
         """
@@ -1283,12 +1282,12 @@ class ImplicitTLSTests(ServerTestCase):
     def test_greetingAfterHandshake(self) -> None:
         """
         Nothing is written before the handshake (TLS starts at once with a
-        L{CertificateOptions}); C{220} comes after C{handshakeCompleted()}.
+        L{ConnectionTLS}); C{220} comes after C{handshakeCompleted()}.
         """
         session = self.connect(self.factory().withImplicitTLS(), greeting=False)
         self.assertEqual(session.transport.value(), b"")
         self.assertEqual(len(session.transport.startedTLS), 1)
-        self.assertIsInstance(session.transport.startedTLS[0], CertificateOptions)
+        self.assertIsInstance(session.transport.startedTLS[0], ConnectionTLS)
         session.protocol.handshakeCompleted()
         self.assertEqual(finalCodes(session.replies()), [220])
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from service_identity.pyopenssl import verify_hostname
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,13 +31,23 @@ from tests.support import (
     memoryServerTLS,
     stepTLS,
 )
-from txftps.tls import ALPNRefused, CertificateError, ServerTLS, fingerprint, sessionReused
+from txftps.tls import (
+    ALPNRefused,
+    CertificateError,
+    ConnectionTLS,
+    ServerTLS,
+    fingerprint,
+    sessionReused,
+)
 
 _VERSIONS = {"TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION}
 
 
-def _server(context: SSL.Context) -> SSL.Connection:
-    server = SSL.Connection(context, None)
+def _server(options: SSL.Context | ConnectionTLS) -> SSL.Connection:
+    if isinstance(options, ConnectionTLS):
+        server = options.newConnection()
+    else:
+        server = SSL.Connection(options, None)
     server.set_accept_state()
     return server
 
@@ -44,12 +55,13 @@ def _server(context: SSL.Context) -> SSL.Connection:
 class SessionReusedTests(SynchronousTestCase):
     """
     L{sessionReused} tells a resumed handshake from a full one, for TLS 1.2
-    and TLS 1.3, and only a session of the same server context resumes.
+    and TLS 1.3, and only a session of the same control connection's
+    options resumes, although every connection shares one context.
     """
 
     def setUp(self) -> None:
         self.tls, _ = memoryServerTLS()
-        self.serverContext = self.tls.optionsForConnection().getContext()
+        self.serverContext = self.tls.optionsForConnection()
         self.controlConnections: list[tuple[SSL.Connection, SSL.Connection]] = []
 
     def _firstSession(self, version: str, clientContext: SSL.Context) -> SSL.Session:
@@ -117,10 +129,12 @@ class SessionReusedTests(SynchronousTestCase):
         """
         self._resumedSameContext("TLSv1.3", memoryClientContext(maxVersion=SSL.TLS1_3_VERSION))
 
-    def _otherContext(self, version: str) -> None:
+    def _otherContext(self, version: str, tickets: bool = True) -> None:
         clientContext = memoryClientContext(maxVersion=_VERSIONS[version])
+        if not tickets:
+            clientContext.set_options(SSL.OP_NO_TICKET)
         session = self._firstSession(version, clientContext)
-        other = self.tls.optionsForConnection().getContext()
+        other = self.tls.optionsForConnection()
         server = _server(other)
         client = memoryClient(clientContext, session)
         memoryHandshake(server, client)
@@ -129,36 +143,92 @@ class SessionReusedTests(SynchronousTestCase):
 
     def test_otherConnectionTLS12(self) -> None:
         """
-        A TLS 1.2 session of one control connection does not resume against
-        another control connection's context.
+        A TLS 1.2 ticket of one control connection does not resume on a
+        connection of another control connection's options.
         """
         self._otherContext("TLSv1.2")
 
+    def test_otherConnectionTLS12SessionID(self) -> None:
+        """
+        A TLS 1.2 session ID of one control connection (no tickets: the
+        server's session cache) does not resume on a connection of another
+        control connection's options.
+        """
+        self._otherContext("TLSv1.2", tickets=False)
+
     def test_otherConnectionTLS13(self) -> None:
         """
-        A TLS 1.3 ticket of one control connection does not resume against
-        another control connection's context.
+        A TLS 1.3 ticket of one control connection does not resume on a
+        connection of another control connection's options.
         """
         self._otherContext("TLSv1.3")
+
+    def test_interleavedConnections(self) -> None:
+        """
+        Connections made in any order each keep the session-ID context of
+        the options that made them: a data connection made for the first
+        control connection after a second control connection's connection
+        was made resumes only the first one's session, and one made for the
+        second resumes only the second's (TLS 1.2 and 1.3).
+        """
+        for version in ("TLSv1.2", "TLSv1.3"):
+            clientContext = memoryClientContext(maxVersion=_VERSIONS[version])
+            first = self.serverContext
+            firstSession = self._firstSession(version, clientContext)
+            second = self.tls.optionsForConnection()
+            secondControl = _server(second)
+            secondClient = memoryClient(clientContext)
+            memoryHandshake(secondControl, secondClient)
+            self.controlConnections.append((secondControl, secondClient))
+            secondSession = secondClient.get_session()
+
+            results = []
+            for options, session in (
+                (first, firstSession),
+                (second, firstSession),
+                (first, secondSession),
+                (second, secondSession),
+            ):
+                server = _server(options)
+                # Another connection made between this one and its handshake.
+                _server(self.tls.optionsForConnection())
+                client = memoryClient(clientContext, session)
+                memoryHandshake(server, client)
+                self.controlConnections.append((server, client))
+                results.append(sessionReused(server))
+            self.assertEqual(results, [True, False, False, True], version)
 
 
 class OptionsForConnectionTests(SynchronousTestCase):
     """
-    L{ServerTLS.optionsForConnection} makes one context per control
-    connection with the policy of the design.
+    L{ServerTLS.optionsForConnection} makes the options of one control
+    connection with the policy of the design, on one shared context.
     """
 
     def setUp(self) -> None:
         self.tls, self.ca = memoryServerTLS()
 
-    def test_newContextEachCall(self) -> None:
+    def test_newSessionContextEachCall(self) -> None:
         """
-        Every call gives a new options object with a context of its own.
+        Every call gives a new options object with a session-ID context of
+        its own, on the one context of the L{ServerTLS}.
         """
-        first = self.tls.optionsForConnection()
-        second = self.tls.optionsForConnection()
-        self.assertIsNot(first, second)
-        self.assertIsNot(first.getContext(), second.getContext())
+        options = [self.tls.optionsForConnection() for _ in range(100)]
+        self.assertEqual(len({id(o) for o in options}), 100)
+        self.assertEqual(len({o.sessionContext for o in options}), 100)
+        self.assertTrue(all(0 < len(o.sessionContext) <= 32 for o in options))
+        self.assertEqual(len({id(o.getContext()) for o in options}), 1)
+
+    def test_startTLS(self) -> None:
+        """
+        The options are what Twisted's C{startTLS} takes: an
+        L{IOpenSSLServerConnectionCreator} whose connections use the shared
+        context.
+        """
+        options = self.tls.optionsForConnection()
+        self.assertTrue(IOpenSSLServerConnectionCreator.providedBy(options))
+        connection = options.serverConnectionForTLS(object())
+        self.assertIs(connection.get_context(), options.getContext())
 
     def test_sameContextForItsConnections(self) -> None:
         """
@@ -172,7 +242,7 @@ class OptionsForConnectionTests(SynchronousTestCase):
         """
         A client limited to TLS 1.2 completes a handshake.
         """
-        server = _server(self.tls.optionsForConnection().getContext())
+        server = _server(self.tls.optionsForConnection())
         client = memoryClient(memoryClientContext(maxVersion=SSL.TLS1_2_VERSION))
         memoryHandshake(server, client)
         self.assertEqual(server.get_protocol_version_name(), "TLSv1.2")
@@ -200,7 +270,7 @@ class OptionsForConnectionTests(SynchronousTestCase):
         memoryHandshake(control, tls11Client())
         self.assertEqual(control.get_protocol_version_name(), "TLSv1.1")
 
-        server = _server(self.tls.optionsForConnection().getContext())
+        server = _server(self.tls.optionsForConnection())
         error = self.assertRaises(SSL.Error, memoryHandshake, server, tls11Client())
         self.assertIn("protocol", str(error))
 
@@ -255,7 +325,7 @@ class OptionsForConnectionTests(SynchronousTestCase):
         clientContext.set_verify(SSL.VERIFY_PEER)
         client = memoryClient(clientContext)
         client.set_tlsext_host_name(b"ftps.example.test")
-        server = _server(tls.optionsForConnection().getContext())
+        server = _server(tls.optionsForConnection())
         memoryHandshake(server, client)
         verify_hostname(client, "ftps.example.test")
         presented = client.get_peer_cert_chain()
@@ -269,7 +339,7 @@ class OptionsForConnectionTests(SynchronousTestCase):
         clientContext = memoryClientContext()
         trustme.CA().configure_trust(clientContext)
         clientContext.set_verify(SSL.VERIFY_PEER)
-        server = _server(self.tls.optionsForConnection().getContext())
+        server = _server(self.tls.optionsForConnection())
         self.assertRaises(SSL.Error, memoryHandshake, server, memoryClient(clientContext))
 
 
@@ -433,7 +503,7 @@ class DataDirectoryTests(SynchronousTestCase):
         The generated certificate completes a TLS handshake.
         """
         tls, _ = ServerTLS.fromDataDirectory(self.directory)
-        server = _server(tls.optionsForConnection().getContext())
+        server = _server(tls.optionsForConnection())
         client = memoryClient(memoryClientContext())
         memoryHandshake(server, client)
         peer = client.get_peer_certificate()
@@ -473,7 +543,7 @@ class ALPNTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.tls, _ = memoryServerTLS()
-        self.context = self.tls.optionsForConnection().getContext()
+        self.context = self.tls.optionsForConnection()
 
     def _client(
         self, protocols: list[bytes] | None, session: SSL.Session | None = None

@@ -34,7 +34,7 @@ from txftps._dataconnection import DataConnection
 from txftps._datatls import DataTLS
 from txftps._proxyprotocol import TrustedProxies, proxiedDataProtocol
 from txftps.errors import DataChannelRefused, FTPReplyError
-from txftps.tls import fingerprint, peerCertificate
+from txftps.tls import ConnectionTLS, fingerprint, peerCertificate
 
 _log = Logger()
 
@@ -92,7 +92,7 @@ class _DataFactory(ClientFactory):
     noisy = False
 
     def __init__(
-        self, channel: DataChannel, context: SSL.Context | None, passive: bool = False
+        self, channel: DataChannel, context: ConnectionTLS | None, passive: bool = False
     ) -> None:
         self._channel = channel
         self._context = context
@@ -177,7 +177,7 @@ class DataChannel:
         #: The SHA-256 fingerprint of the control connection's client
         #: certificate; a TLS data connection must present the same one.
         self.controlCertificate: str | None = None
-        self._activeTarget: tuple[str, int, SSL.Context | None] | None = None
+        self._activeTarget: tuple[str, int, ConnectionTLS | None] | None = None
         self._connector: Any = None
         #: A passive connection from a trusted proxy, waiting for its header.
         self._proxied: Protocol | None = None
@@ -210,13 +210,14 @@ class DataChannel:
         return self._peerHost
 
     def listenPassive(
-        self, interface: str, context: SSL.Context | None, tlsClient: bool | None = False
+        self, interface: str, context: ConnectionTLS | None, tlsClient: bool | None = False
     ) -> int:
         """
         Open a listener for the next transfer, closing any earlier one.
 
         @param interface: the local address to listen on.
-        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param context: the control connection's TLS for C{PROT P}, or
+            C{None} for clear.
         @param tlsClient: the TLS role on the connection: server (C{False},
             RFC 4217), client (C{True}, C{CPSV}), or chosen by the transfer
             command (C{None}, C{SSCN ON}).
@@ -252,7 +253,7 @@ class DataChannel:
         self,
         host: str,
         port: int,
-        context: SSL.Context | None,
+        context: ConnectionTLS | None,
         tlsClient: bool | None = False,
         bindHost: str | None = None,
     ) -> None:
@@ -263,7 +264,8 @@ class DataChannel:
         @param host: must be the control peer's address (checked here),
             unless L{allowForeignPeers}.
         @param port: 1024 or above (checked here).
-        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param context: the control connection's TLS for C{PROT P}, or
+            C{None} for clear.
         @param tlsClient: the TLS role, as for L{listenPassive}.
         @param bindHost: the local address to connect from (the control
             connection's), when it is of the same family as C{host}.
@@ -300,7 +302,7 @@ class DataChannel:
             bindAddress=(bind, 0) if bind else None,
         )
 
-    def _accept(self, addr: Any, context: SSL.Context | None) -> DataConnection | None:
+    def _accept(self, addr: Any, context: ConnectionTLS | None) -> DataConnection | None:
         if self.connection is not None or self._failure is not None:
             return None
         host = addr.host if isinstance(addr, (IPv4Address, IPv6Address)) else ""
@@ -339,7 +341,7 @@ class DataChannel:
             and proxies.trusts(addr.host)
         )
 
-    def _acceptProxied(self, context: SSL.Context | None) -> Protocol:
+    def _acceptProxied(self, context: ConnectionTLS | None) -> Protocol:
         """
         A passive connection from a trusted proxy takes the listener, as any
         first connection does; once its PROXY header is in, L{_accept} checks

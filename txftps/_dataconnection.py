@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from txftps._datatls import DataTLS
 from txftps.errors import DataChannelRefused, FTPReplyError
+from txftps.tls import ConnectionTLS
 
 
 class DataConnectionOwner(TypingProtocol):
@@ -113,13 +114,14 @@ class DataConnection(Protocol):
     def __init__(
         self,
         channel: DataConnectionOwner,
-        context: SSL.Context | None,
+        context: ConnectionTLS | None,
         tlsClient: bool | None = False,
         fxp: bool = False,
     ) -> None:
         """
         @param channel: the data channel that owns the connection.
-        @param context: the TLS context for C{PROT P}, or C{None} for clear.
+        @param context: the control connection's TLS for C{PROT P}, or
+            C{None} for clear.
         @param tlsClient: run TLS as the client (C{True}), the server
             (C{False}), or wait for L{startTLS} to say which (C{None}:
             C{SSCN ON} decides per transfer command).

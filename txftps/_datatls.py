@@ -30,6 +30,7 @@ from collections.abc import Callable
 from OpenSSL import SSL
 
 from txftps._internals import PlaintextReader, sessionReused
+from txftps.tls import ConnectionTLS
 
 _READ_SIZE = 512 * 1024
 
@@ -51,14 +52,14 @@ class DataTLS:
 
     def __init__(
         self,
-        context: SSL.Context,
+        context: SSL.Context | ConnectionTLS,
         write: Callable[[bytes], None],
         onHandshake: Callable[[DataTLS], bool],
         client: bool = False,
     ) -> None:
         """
-        @param context: the control connection's TLS context (or, as TLS
-            client, the context for server-to-server transfers).
+        @param context: the control connection's TLS (or, as TLS client,
+            the context for server-to-server transfers).
         @param write: sends raw bytes to the peer.
         @param onHandshake: called once when the handshake completes, before
             any application data is read; returning C{False} stops all further
@@ -68,7 +69,15 @@ class DataTLS:
             the ClientHello.
         """
         self.client = client
-        self.connection = SSL.Connection(context, None)
+        if isinstance(context, ConnectionTLS):
+            self.connection = context.newConnection()
+        elif client:
+            self.connection = SSL.Connection(context, None)
+        else:
+            # A server connection made from the bare shared context would
+            # take whichever session-ID context was set last: another
+            # control connection's sessions could resume on it.
+            raise TypeError("a data connection's TLS server needs its ConnectionTLS")
         if client:
             self.connection.set_connect_state()
         else:

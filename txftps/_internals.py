@@ -7,7 +7,8 @@ handshake resumed a session, the bytes left in a connection's memory BIO,
 enough of Twisted's TLS layer to end TLS on a live connection for C{CCC},
 Twisted's PROXY protocol header parsers, the key-exchange groups and
 signature algorithms of a context (TLS profiles), whether OpenSSL runs a
-FIPS provider, a copy of a TLS session (the client's data connections),
+FIPS provider, a copy of a TLS session (the client's data connections), the
+session-ID context of a context already in use,
 TLS record buffers freed on an idle connection, and decrypting many records
 into one buffer.
 Each lives here in one function, and C{tests.test_internals} has a test for
@@ -42,6 +43,31 @@ def sessionReused(connection: SSL.Connection) -> bool:
     @return: C{True} for an abbreviated (resumed) handshake, TLS 1.2 or 1.3.
     """
     return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def setSessionContext(context: SSL.Context, sessionContext: bytes) -> None:
+    """
+    Set the session-ID context that the next L{SSL.Connection} made from
+    C{context} takes.
+
+    OpenSSL copies a context's session-ID context into each connection when
+    the connection is made (C{SSL_new}), and a session resumes only on a
+    connection with the session-ID context it was made under (TLS 1.2
+    session IDs and tickets, TLS 1.3 tickets). Setting it just before making
+    each connection gives connections of one shared context session-ID
+    contexts of their own. pyOpenSSL's C{Context.set_session_id} refuses a
+    context that already made a connection; this is the private binding of
+    C{SSL_CTX_set_session_id_context}.
+
+    @param sessionContext: at most 32 bytes.
+    @raise ValueError: C{sessionContext} is longer than 32 bytes.
+    """
+    if len(sessionContext) > 32:
+        raise ValueError("a session-ID context has at most 32 bytes")
+    if not _lib.SSL_CTX_set_session_id_context(
+        context._context, sessionContext, len(sessionContext)
+    ):
+        raise SSL.Error("SSL_CTX_set_session_id_context failed")
 
 
 def copySession(session: SSL.Session) -> SSL.Session:

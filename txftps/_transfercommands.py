@@ -15,7 +15,6 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols import ftp
@@ -37,6 +36,7 @@ from txftps.interfaces import (
     IResumableShell,
     IUniqueNameShell,
 )
+from txftps.tls import ConnectionTLS
 
 _log = Logger()
 
@@ -56,7 +56,7 @@ class TransferCommands(ProtocolInterpreter):
     #: C{SSCN ON} (listings keep the server role, as in ProFTPD).
     serverToServerCommands: tuple[str, ...] = ("RETR", "STOR", "APPE", "STOU")
 
-    def _prepareChannel(self) -> SSL.Context | None:
+    def _prepareChannel(self) -> ConnectionTLS | None:
         """
         Set the data channel up for the next connection: its TLS context
         (C{None} for clear) and, with C{--allow-fxp}, server-to-server
@@ -67,7 +67,7 @@ class TransferCommands(ProtocolInterpreter):
         fxp = self.settings.allowFXP
         channel.allowForeignPeers = fxp
         channel.serverToServerContext = self.factory.tls.serverToServerContext if fxp else None
-        return self._tlsOptions.getContext() if self.session.dataProtected else None
+        return self._tlsOptions if self.session.dataProtected else None
 
     def _tlsRole(self) -> bool | None:
         return None if self.session.serverToServer else False

@@ -1,15 +1,17 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-TLS for txftps: certificate loading and generation, one TLS context per
-control connection, and the session-reuse check.
+TLS for txftps: certificate loading and generation, the TLS of each control
+connection, and the session-reuse check.
 
 Every control connection gets a L{ServerTLS.optionsForConnection} object of its
-own: a L{CertificateOptions} with the session cache and session tickets turned
-on and a fresh L{SSL.Context}. The connection's data channels are TLS servers
-built from that same context, so a data connection whose handshake resumed a
-session (L{sessionReused}) can only have come from the client that holds the
-control connection's session: another control connection's context has other
-ticket keys and another session-ID context.
+own, a L{ConnectionTLS}: the one L{SSL.Context} of its L{ServerTLS} (session
+cache and session tickets on), and a session-ID context no other connection
+has. The connection's data channels are TLS servers made by that same object
+(L{ConnectionTLS.newConnection}), so a data connection whose handshake
+resumed a session (L{sessionReused}) can only have come from the client that
+holds the control connection's session: OpenSSL resumes a session (TLS 1.2
+session ID or ticket, TLS 1.3 ticket) only on a connection with the
+session-ID context it was made under.
 
 ALPN, on control and data connections alike: every such context selects
 C{ftp} for a client that offers it (FileZilla does), refuses a client that
@@ -30,7 +32,7 @@ Usage::
     tls = ServerTLS.fromFiles(FilePath("chain.pem"), FilePath("key.pem"))
     options = tls.optionsForConnection()
     transport.startTLS(options)
-    dataConnection = SSL.Connection(options.getContext(), None)
+    dataConnection = options.newConnection()
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import itertools
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,11 +52,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
+from zope.interface import implementer
 
-from txftps._internals import sessionReused
+from txftps._internals import sessionReused, setSessionContext
 from txftps._tlsprofiles import (
     COMPATIBLE,
     FIPS,
@@ -72,6 +77,7 @@ __all__ = [
     "ALPNRefused",
     "CertificateError",
     "CertificateFiles",
+    "ConnectionTLS",
     "ServerTLS",
     "TLSProfile",
     "describeOpenSSL",
@@ -286,7 +292,7 @@ class ServerTLS:
                 f"{source} does not fit TLS profile {self.profile.name}: {problem}"
             )
         try:
-            self.optionsForConnection().getContext()
+            self.optionsForConnection()
         except (SSL.Error, ValueError) as e:
             raise CertificateError(f"OpenSSL refuses {source}: {_openSSLReason(e)}")
 
@@ -394,15 +400,15 @@ class ServerTLS:
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
         return context
 
-    def optionsForConnection(self) -> CertificateOptions:
+    def makeContext(self) -> SSL.Context:
         """
-        Make the TLS options of one control connection: the versions and
-        ciphers of the profile, no renegotiation, session cache and tickets on, ALPN C{ftp}
-        (L{selectALPN}), and a context of its own that the connection's data
-        channels share.
-
-        @return: a new L{CertificateOptions}; its C{getContext()} is created
-            here, so it is ready before any connection uses it.
+        Make the TLS context that every connection of this L{ServerTLS}
+        shares: the versions and ciphers of the profile, no renegotiation,
+        session cache and tickets on, ALPN C{ftp} (L{selectALPN}), client
+        certificates as configured. Called once, the first time a
+        connection needs it; a subclass overrides it to change the policy
+        (call this, then change the context before returning it: pyOpenSSL
+        refuses changes once a connection used it).
         """
         verify = self.clientCertificates != "none" and bool(self.clientCAs)
         leaf, *extra = self._openSSLChain
@@ -427,7 +433,76 @@ class ServerTLS:
         context.set_alpn_select_callback(selectALPN)
         # Keep record buffers between writes: bulk data moves through here.
         context.clear_mode(SSL.MODE_RELEASE_BUFFERS)
-        return options
+        return context
+
+    @cached_property
+    def _context(self) -> SSL.Context:
+        return self.makeContext()
+
+    @cached_property
+    def _sessionContexts(self) -> itertools.count[int]:
+        return itertools.count()
+
+    def optionsForConnection(self) -> ConnectionTLS:
+        """
+        Make the TLS options of one control connection: the shared context
+        (L{makeContext}) with a session-ID context of the connection's own,
+        which its data connections share.
+
+        @return: a new L{ConnectionTLS}; the shared context is made, and
+            refused material raises, before any connection uses it.
+        """
+        return ConnectionTLS(self._context, b"%d" % next(self._sessionContexts))
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ConnectionTLS:
+    """
+    The TLS of one control connection and of its data connections: the
+    L{SSL.Context} of a L{ServerTLS}, shared with every other connection, and
+    a session-ID context of this connection's own.
+
+    Every TLS connection made by L{newConnection} (Twisted's C{startTLS}
+    calls L{serverConnectionForTLS}) takes this session-ID context, so it
+    resumes only sessions that another connection of the same object made:
+    the control connection's, on its data connections. A session of another
+    control connection, offered by ticket or by session ID, gives a full
+    handshake, which L{sessionReused} tells.
+
+    @ivar sessionContext: the session-ID context, at most 32 bytes.
+    """
+
+    def __init__(self, context: SSL.Context, sessionContext: bytes) -> None:
+        """
+        @param context: the shared context (L{ServerTLS.makeContext}).
+        @param sessionContext: unique among the connections of C{context}.
+        """
+        self._context = context
+        self.sessionContext = sessionContext
+
+    def getContext(self) -> SSL.Context:
+        """
+        The shared context, with this connection's session-ID context set for
+        the next L{SSL.Connection} made from it. Make that connection before
+        any other L{ConnectionTLS} of the same context is asked, or use
+        L{newConnection}, which does both at once.
+        """
+        setSessionContext(self._context, self.sessionContext)
+        return self._context
+
+    def newConnection(self) -> SSL.Connection:
+        """
+        A new TLS connection (no socket: memory BIOs) on the shared context
+        with this connection's session-ID context, not yet in the client or
+        server state.
+        """
+        return SSL.Connection(self.getContext(), None)
+
+    def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        """
+        The TLS server connection of Twisted's C{startTLS}: L{newConnection}.
+        """
+        return self.newConnection()
 
 
 def _openSSLReason(error: Exception) -> str:

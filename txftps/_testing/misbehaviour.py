@@ -19,7 +19,6 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import defer, interfaces
 from twisted.internet.error import ConnectionDone
-from twisted.internet.ssl import CertificateOptions
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -27,7 +26,7 @@ from txftps._datachannel import DataChannel
 from txftps._dataconnection import DataConnection
 from txftps.errors import FTPReplyError
 from txftps.server import FTPSFactory, FTPSProtocol
-from txftps.tls import ServerTLS
+from txftps.tls import ConnectionTLS, ServerTLS
 
 _CONNECTION_DONE = Failure(ConnectionDone())
 
@@ -76,12 +75,11 @@ class _NoResumptionTLS(ServerTLS):
     Server TLS that never resumes a session: no session cache, no tickets.
     """
 
-    def optionsForConnection(self) -> CertificateOptions:
-        options = super().optionsForConnection()
-        context = options.getContext()
+    def makeContext(self) -> SSL.Context:
+        context = super().makeContext()
         context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
         context.set_options(SSL.OP_NO_TICKET)
-        return options
+        return context
 
 
 def withoutResumption(tls: ServerTLS) -> ServerTLS:
@@ -124,7 +122,7 @@ class _MisbehavingConnection(DataConnection):
 
     _channel: _MisbehavingChannel
 
-    def __init__(self, channel: DataChannel, context: SSL.Context | None, **kwargs: Any) -> None:
+    def __init__(self, channel: DataChannel, context: ConnectionTLS | None, **kwargs: Any) -> None:
         super().__init__(channel, context, **kwargs)
         self._cut = False
         self._pacer: interfaces.IDelayedCall | None = None
