@@ -24,10 +24,12 @@ from twisted.cred.checkers import (
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from txftps import _logging
 from txftps._datachannel import PassivePortRange
 from txftps._policy import SessionPolicy, TLSRequirement
 from txftps.auth import FTPSRealm, LoginBans, normalizeChecker
@@ -447,6 +449,25 @@ class InformationTests(ServerTestCase):
     """
     FEAT, OPTS, SYST, NOOP, TYPE, MODE, STRU and unknown commands.
     """
+
+    def test_noDebugEventsUnlessWanted(self) -> None:
+        """
+        While debug lines cannot reach a log (twistd's observer above
+        C{debug}, L{txftps._logging.debugWanted} false), the per-command and
+        per-reply debug events are not even built; when they can, both are.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.patch(_logging, "_debug", [False])
+        session = self.connect()
+        self.assertEqual(session.codes("NOOP"), [200])
+        debug = [e for e in events if e.get("log_level") == LogLevel.debug]
+        self.assertEqual(debug, [])
+        self.patch(_logging, "_debug", [True])
+        self.assertEqual(session.codes("NOOP"), [200])
+        formats = [e["log_format"] for e in events if e.get("log_level") == LogLevel.debug]
+        self.assertEqual(formats, ["{host} <- {command}", "{host} -> {code}"])
 
     def test_feat(self) -> None:
         """

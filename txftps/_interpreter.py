@@ -354,7 +354,8 @@ class ProtocolInterpreter(LineReceiver):
             out += f"{code} {lines[-1]}\r\n"
         self.transport.write(out.encode("utf-8", "surrogateescape"))
         self._lastReply = code
-        _log.debug("{host} -> {code}", host=self.peerHost, code=code, **self.logFields())
+        if debugWanted():
+            _log.debug("{host} -> {code}", host=self.peerHost, code=code, **self.logFields())
         self.observer.replySent(self.peerAddress, code, "\n".join(lines))
 
     def _replyFailure(self, failure: Failure) -> None:
