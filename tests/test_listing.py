@@ -209,6 +209,30 @@ class EscapeNameTests(SynchronousTestCase):
     L{escapeName} writes a name on one line, L{unescapeName} reads it back.
     """
 
+    def test_everyCharacter(self) -> None:
+        """
+        For every Unicode code point: L{hasControlCharacters} is true exactly
+        for C0, DEL, C1, U+2028 and U+2029; L{escapeName} writes exactly
+        those and the surrogate-escaped bytes as C{\\xHH}, keeps every other
+        character (a backslash before C{b} too), and L{unescapeName} reads
+        each back.
+        """
+        control = {*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029}
+        escaped = control | set(range(0xDC80, 0xDD00))
+        wrong = []
+        for code in range(0x110000):
+            c = chr(code)
+            if hasControlCharacters(c) != (code in control):
+                wrong.append((hex(code), "hasControlCharacters"))
+            shown = escapeName(f"a{c}b")
+            if (shown != f"a{c}b") != (code in escaped):
+                wrong.append((hex(code), shown))
+            if code in escaped and not shown.startswith("a\\x"):
+                wrong.append((hex(code), shown))
+            if unescapeName(shown) != f"a{c}b":
+                wrong.append((hex(code), "unescapeName"))
+        self.assertEqual(wrong, [])
+
     def test_plainNamesUnchanged(self) -> None:
         """
         Printable names, non-ASCII letters, spaces, quotes and emoji joined by

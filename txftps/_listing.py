@@ -47,13 +47,19 @@ def _escaped(c: str) -> bool:
     )
 
 
+# The characters of L{_escaped} without the surrogate escapes, and with them
+# and the backslash: searched in C, as every reply line goes through them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPED_OR_BACKSLASH = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff\\\\]")
+
+
 def hasControlCharacters(name: str) -> bool:
     """
     Does C{name} hold a control character (C0, DEL, C1) or a line or
     paragraph separator, that L{escapeName} would escape? (Bytes that are not
     UTF-8 do not count.)
     """
-    return any(_escaped(c) and not 0xDC80 <= ord(c) < 0xDD00 for c in name)
+    return _CONTROL.search(name) is not None
 
 
 _HEX_ESCAPE = re.compile(r"x[0-9a-fA-F]{2}")
@@ -68,6 +74,8 @@ def escapeName(name: str) -> str:
     followed by a backslash, by an escaped character or by C{x} and two hex
     digits is doubled; every other character stays as it is.
     """
+    if _ESCAPED_OR_BACKSLASH.search(name) is None:
+        return name
     out = []
     for i, c in enumerate(name):
         if _escaped(c):

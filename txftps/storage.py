@@ -371,9 +371,12 @@ class LocalShell(FTPShell):  # type: ignore[misc]
 
     @readOnly.setter
     def readOnly(self, value: bool) -> None:
+        # A shell that provides nothing of its own keeps no per-instance
+        # interface declaration: making one for every session costs CPU and
+        # memory, so only an actual change makes one.
         if value:
             alsoProvides(self, IReadOnlyShell)
-        else:
+        elif IReadOnlyShell.providedBy(self):
             noLongerProvides(self, IReadOnlyShell)
 
     def _inside(self, path: str) -> bool:
