@@ -22,6 +22,7 @@ from tests.support import (
 )
 from txftps._internals import (
     PlaintextReader,
+    directSocket,
     fipsProviderActive,
     forgetTLS,
     releaseBuffers,
@@ -279,6 +280,83 @@ class PlaintextReaderTests(SynchronousTestCase):
         record[-1] ^= 1
         server.bio_write(bytes(record))
         self.assertRaises(SSL.Error, PlaintextReader(4096).read, server)
+
+
+class _Connected(protocol.Protocol):
+    """
+    Fires C{ready} with itself once connected.
+    """
+
+    def __init__(self) -> None:
+        self.ready: defer.Deferred[_Connected] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.ready.callback(self)
+
+
+class DirectSocketTests(TestCase):
+    """
+    L{directSocket} leans on Twisted's C{tcp.Connection}, its C{protocol}
+    and C{TLS} attributes and C{getHandle}.
+    """
+
+    @defer.inlineCallbacks
+    def _accepted(self) -> Any:
+        server = _Connected()
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, protocol.Factory.forProtocol(lambda: server), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, protocol.Protocol).connectTCP(
+            "127.0.0.1", port.getHost().port
+        )
+        self.addCleanup(client.transport.abortConnection)
+        yield server.ready
+        self.addCleanup(server.transport.abortConnection)  # type: ignore[union-attr]
+        return server
+
+    @defer.inlineCallbacks
+    def test_plainTCP(self) -> Any:
+        """
+        An accepted TCP connection's own protocol gets the connection's
+        socket. If this fails, C{txftps._internals.directSocket} must be
+        reimplemented (downloads then go through the transport only).
+        """
+        import socket
+
+        server = yield self._accepted()
+        sock = directSocket(server.transport, server)
+        self.assertIsInstance(sock, socket.socket)
+        self.assertEqual(sock.fileno(), server.transport.fileno())
+
+    @defer.inlineCallbacks
+    def test_notItsProtocol(self) -> Any:
+        """
+        A protocol that is not the transport's own (it is wrapped) gets
+        C{None}: writes must go through the wrapper.
+        """
+        server = yield self._accepted()
+        self.assertIsNone(directSocket(server.transport, protocol.Protocol()))
+
+    @defer.inlineCallbacks
+    def test_twistedTLS(self) -> Any:
+        """
+        A transport running Twisted's TLS (C{startTLS}) gets C{None}.
+        """
+        server = yield self._accepted()
+        tls, _ = memoryServerTLS("localhost")
+        server.transport.startTLS(tls.optionsForConnection())
+        self.assertIsNone(directSocket(server.transport, server))
+
+    def test_otherTransports(self) -> None:
+        """
+        Anything but Twisted's TCP transport gets C{None}.
+        """
+        from twisted.internet.testing import StringTransport
+
+        transport = StringTransport()
+        transport.protocol = object()  # type: ignore[attr-defined]
+        self.assertIsNone(directSocket(transport, transport.protocol))  # type: ignore[attr-defined]
 
 
 class _StartTLSOnConnect(protocol.Protocol):

@@ -9,8 +9,9 @@ Twisted's PROXY protocol header parsers, the key-exchange groups and
 signature algorithms of a context (TLS profiles), whether OpenSSL runs a
 FIPS provider, a copy of a TLS session (the client's data connections), the
 session-ID context of a context already in use,
-TLS record buffers freed on an idle connection, and decrypting many records
-into one buffer.
+TLS record buffers freed on an idle connection, decrypting many records
+into one buffer, and the socket under a plain TCP transport (downloads send
+on it directly).
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -18,6 +19,7 @@ relies on.
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
+from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._v1parser import V1Parser
@@ -199,6 +202,27 @@ class PlaintextReader:
                 closed = True
             break
         return _ffi.buffer(buffer, total)[:], closed
+
+
+def directSocket(transport: Any, protocol: object) -> socket.socket | None:
+    """
+    The socket of C{transport}, when C{protocol} may send on it directly:
+    C{transport} is Twisted's plain TCP transport (C{tcp.Connection}, no TLS
+    of Twisted's) and C{protocol} is its protocol, not wrapped by anything
+    that would see (count, throttle, transform) what is written. Twisted
+    documents neither C{tcp.Connection.protocol} nor C{TLS}.
+
+    A protocol that sends on the socket must only do so while the
+    transport's write buffer is empty, or bytes leave out of order.
+
+    @return: the socket, or C{None}: write through the transport.
+    """
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        return None
+    if getattr(transport, "protocol", None) is not protocol:
+        return None
+    handle = transport.getHandle()
+    return handle if isinstance(handle, socket.socket) else None
 
 
 def unreadBytes(connection: SSL.Connection) -> bytes:
