@@ -21,6 +21,7 @@ from tests.support import (
     memoryServerTLS,
 )
 from txftps._internals import (
+    CiphertextReader,
     PlaintextReader,
     directSocket,
     fipsProviderActive,
@@ -280,6 +281,60 @@ class PlaintextReaderTests(SynchronousTestCase):
         record[-1] ^= 1
         server.bio_write(bytes(record))
         self.assertRaises(SSL.Error, PlaintextReader(4096).read, server)
+
+
+class CiphertextReaderTests(SynchronousTestCase):
+    """
+    L{CiphertextReader} reads a connection's outgoing memory BIO through
+    pyOpenSSL's private C{BIO_read} binding and C{Connection._from_ssl}.
+    """
+
+    def test_readsWhatTheConnectionWrote(self) -> None:
+        """
+        The records a connection wrote come back as a view the peer
+        decrypts; a read with nothing pending returns an empty view (no
+        exception). If C{_from_ssl} or C{BIO_read} is gone, downloads
+        (C{txftps._datatls}) must be reimplemented.
+        """
+        server, client = _connectedPair()
+        _sendAll(server, b"z" * 40000)
+        reader = CiphertextReader(1 << 20)
+        records = reader.read(server)
+        self.assertIsInstance(records, memoryview)
+        client.bio_write(bytes(records))
+        self.assertEqual(PlaintextReader(65536).read(client), (b"z" * 40000, False))
+        self.assertEqual(len(reader.read(server)), 0)
+
+    def test_boundedBySize(self) -> None:
+        """
+        A read takes at most C{size} bytes; the next read goes on where it
+        stopped, into the same buffer.
+        """
+        server, client = _connectedPair()
+        _sendAll(server, b"y" * 20000)
+        reader = CiphertextReader(4096)
+        pieces = []
+        while True:
+            piece = reader.read(server)
+            pieces.append(bytes(piece))
+            if len(piece) < 4096:
+                break
+        self.assertEqual({len(p) for p in pieces[:-1]}, {4096})
+        client.bio_write(b"".join(pieces))
+        self.assertEqual(PlaintextReader(65536).read(client), (b"y" * 20000, False))
+
+    def test_socketConnection(self) -> None:
+        """
+        A connection made with a socket (no memory BIO) raises C{TypeError}
+        instead of reading through a null BIO.
+        """
+        import socket
+
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        connection = SSL.Connection(memoryClientContext(), a)
+        self.assertRaises(TypeError, CiphertextReader(4096).read, connection)
 
 
 class _Connected(protocol.Protocol):
