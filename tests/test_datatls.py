@@ -42,9 +42,10 @@ class _Server:
         self.unreadAtHandshake: bytes | None = None
         self.tls = DataTLS(context, self._write, self._onHandshake)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self.writes += 1
-        self.written.append(data)
+        # Only valid during the call (DataTLS reuses the buffer).
+        self.written.append(bytes(data))
 
     def _onHandshake(self, tls: DataTLS) -> bool:
         self.events.append(("handshake", tls.handshakeDone))

@@ -21,7 +21,9 @@ from tests.support import (
     memoryServerTLS,
 )
 from txftps._internals import (
+    CiphertextReader,
     PlaintextReader,
+    directSocket,
     fipsProviderActive,
     forgetTLS,
     releaseBuffers,
@@ -279,6 +281,137 @@ class PlaintextReaderTests(SynchronousTestCase):
         record[-1] ^= 1
         server.bio_write(bytes(record))
         self.assertRaises(SSL.Error, PlaintextReader(4096).read, server)
+
+
+class CiphertextReaderTests(SynchronousTestCase):
+    """
+    L{CiphertextReader} reads a connection's outgoing memory BIO through
+    pyOpenSSL's private C{BIO_read} binding and C{Connection._from_ssl}.
+    """
+
+    def test_readsWhatTheConnectionWrote(self) -> None:
+        """
+        The records a connection wrote come back as a view the peer
+        decrypts; a read with nothing pending returns an empty view (no
+        exception). If C{_from_ssl} or C{BIO_read} is gone, downloads
+        (C{txftps._datatls}) must be reimplemented.
+        """
+        server, client = _connectedPair()
+        _sendAll(server, b"z" * 40000)
+        reader = CiphertextReader(1 << 20)
+        records = reader.read(server)
+        self.assertIsInstance(records, memoryview)
+        client.bio_write(bytes(records))
+        self.assertEqual(PlaintextReader(65536).read(client), (b"z" * 40000, False))
+        self.assertEqual(len(reader.read(server)), 0)
+
+    def test_boundedBySize(self) -> None:
+        """
+        A read takes at most C{size} bytes; the next read goes on where it
+        stopped, into the same buffer.
+        """
+        server, client = _connectedPair()
+        _sendAll(server, b"y" * 20000)
+        reader = CiphertextReader(4096)
+        pieces = []
+        while True:
+            piece = reader.read(server)
+            pieces.append(bytes(piece))
+            if len(piece) < 4096:
+                break
+        self.assertEqual({len(p) for p in pieces[:-1]}, {4096})
+        client.bio_write(b"".join(pieces))
+        self.assertEqual(PlaintextReader(65536).read(client), (b"y" * 20000, False))
+
+    def test_socketConnection(self) -> None:
+        """
+        A connection made with a socket (no memory BIO) raises C{TypeError}
+        instead of reading through a null BIO.
+        """
+        import socket
+
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        connection = SSL.Connection(memoryClientContext(), a)
+        self.assertRaises(TypeError, CiphertextReader(4096).read, connection)
+
+
+class _Connected(protocol.Protocol):
+    """
+    Fires C{ready} with itself once connected.
+    """
+
+    def __init__(self) -> None:
+        self.ready: defer.Deferred[_Connected] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.ready.callback(self)
+
+
+class DirectSocketTests(TestCase):
+    """
+    L{directSocket} leans on Twisted's C{tcp.Connection}, its C{protocol}
+    and C{TLS} attributes and C{getHandle}.
+    """
+
+    @defer.inlineCallbacks
+    def _accepted(self) -> Any:
+        server = _Connected()
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, protocol.Factory.forProtocol(lambda: server), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, protocol.Protocol).connectTCP(
+            "127.0.0.1", port.getHost().port
+        )
+        self.addCleanup(client.transport.abortConnection)
+        yield server.ready
+        self.addCleanup(server.transport.abortConnection)  # type: ignore[union-attr]
+        return server
+
+    @defer.inlineCallbacks
+    def test_plainTCP(self) -> Any:
+        """
+        An accepted TCP connection's own protocol gets the connection's
+        socket. If this fails, C{txftps._internals.directSocket} must be
+        reimplemented (downloads then go through the transport only).
+        """
+        import socket
+
+        server = yield self._accepted()
+        sock = directSocket(server.transport, server)
+        self.assertIsInstance(sock, socket.socket)
+        self.assertEqual(sock.fileno(), server.transport.fileno())
+
+    @defer.inlineCallbacks
+    def test_notItsProtocol(self) -> Any:
+        """
+        A protocol that is not the transport's own (it is wrapped) gets
+        C{None}: writes must go through the wrapper.
+        """
+        server = yield self._accepted()
+        self.assertIsNone(directSocket(server.transport, protocol.Protocol()))
+
+    @defer.inlineCallbacks
+    def test_twistedTLS(self) -> Any:
+        """
+        A transport running Twisted's TLS (C{startTLS}) gets C{None}.
+        """
+        server = yield self._accepted()
+        tls, _ = memoryServerTLS("localhost")
+        server.transport.startTLS(tls.optionsForConnection())
+        self.assertIsNone(directSocket(server.transport, server))
+
+    def test_otherTransports(self) -> None:
+        """
+        Anything but Twisted's TCP transport gets C{None}.
+        """
+        from twisted.internet.testing import StringTransport
+
+        transport = StringTransport()
+        transport.protocol = object()  # type: ignore[attr-defined]
+        self.assertIsNone(directSocket(transport, transport.protocol))  # type: ignore[attr-defined]
 
 
 class _StartTLSOnConnect(protocol.Protocol):

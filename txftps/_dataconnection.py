@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_datachannel -*-
+# -*- test-case-name: tests.test_datachannel,tests.test_bulk -*-
 """
 One data connection: clear or with its own L{DataTLS} layer, the consumer a
 download is sent to and the producer an upload is read from.
@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txftps._datatls import DataTLS
+from txftps._internals import directSocket
 from txftps.errors import DataChannelRefused, FTPReplyError
 from txftps.tls import ConnectionTLS
 
@@ -86,6 +87,9 @@ class DataConnectionOwner(TypingProtocol):
 
 _log = Logger()
 _SOCKET_READ_SIZE = 256 * 1024
+#: Plaintext a download sends straight to its socket in one reactor
+#: iteration before it lets the reactor serve other connections.
+_BURST = 4 * 1024 * 1024
 _CONNECTION_DONE = Failure(error.ConnectionDone())
 
 
@@ -147,6 +151,15 @@ class DataConnection(Protocol):
         self._stallTimer: interfaces.IDelayedCall | None = None
         self.bytesReceived = 0
         self.bytesSent = 0
+        # A download's pull producer, while pumped by _pump.
+        self._puller: Any = None
+        # The socket raw bytes go straight to (inside _pump), or None.
+        self._direct: Any = None
+        self._pumpSocket: Any = None
+        # The transport's write buffer may hold bytes (nothing may then
+        # overtake them on the socket).
+        self._queued = True
+        self._aborted = False
 
     # stalls
 
@@ -213,7 +226,7 @@ class DataConnection(Protocol):
             )
             self.abort()
             return
-        tls = self.tlsFactory(context, self.transport.write, self._gate, client=client)
+        tls = self.tlsFactory(context, self._send, self._gate, client=client)
         self.tls = tls
         tls.start()
         early, self._beforeTLS = b"".join(self._beforeTLS), []
@@ -400,10 +413,75 @@ class DataConnection(Protocol):
             self.transport.abortConnection()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.transport.registerProducer(producer, streaming)
+        """
+        A pull producer (a file being sent) is pumped by L{_pump} when the
+        connection may send on its socket directly; anything else is the
+        transport's.
+        """
+        sock = None if streaming else directSocket(self.transport, self)
+        if sock is None:
+            self.transport.registerProducer(producer, streaming)
+            return
+        self._puller = producer
+        self._pumpSocket = sock
+        self.transport.registerProducer(_Pump(self, producer), False)
 
     def unregisterProducer(self) -> None:
+        self._puller = None
+        self._pumpSocket = None
         self.transport.unregisterProducer()
+
+    def _pump(self, drained: bool) -> None:
+        """
+        Pull pieces from the download's producer while the socket takes
+        them whole, up to L{_BURST} bytes; the first piece past that, or
+        what the socket refused, waits in the transport's buffer, which
+        resumes us (C{drained}) once it is written. One reactor iteration
+        then carries many pieces, each in one C{send}, and the reactor still
+        serves other connections between bursts.
+        """
+        if drained:
+            self._queued = False
+        producer = self._puller
+        start = self.bytesSent
+        while True:
+            if self.bytesSent - start < _BURST:
+                self._direct = self._pumpSocket
+            before = self.bytesSent
+            try:
+                producer.resumeProducing()
+            finally:
+                self._direct = None
+            if (
+                self._queued
+                or self._puller is not producer
+                or self._finishing
+                or self._lost
+                or self.bytesSent == before
+            ):
+                return
+
+    def _send(self, data: bytes | memoryview) -> None:
+        """
+        Raw bytes to the peer: inside L{_pump} straight to the socket while
+        the transport's buffer is empty, otherwise (and whatever the socket
+        refused) through the transport, which keeps them in order. C{data}
+        may be a view of a buffer that is reused after the call: what waits
+        in the transport is a copy.
+        """
+        sock = self._direct
+        if sock is not None and not self._queued and not self._aborted:
+            try:
+                sent = sock.send(data)
+            except OSError:
+                # Full (EAGAIN), or broken: the transport meets the
+                # error itself when it writes.
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self._queued = True
+        self.transport.write(bytes(data))
 
     def write(self, data: bytes) -> None:
         if self._lost or self._finishing:
@@ -413,7 +491,7 @@ class DataConnection(Protocol):
         if self.tls is not None:
             self.tls.send(data)
         else:
-            self.transport.write(data)
+            self._send(data)
 
     def finish(self) -> None:
         """
@@ -438,7 +516,29 @@ class DataConnection(Protocol):
         """
         if self._lost:
             return
+        self._aborted = True
         if self._alertPending:
             self.transport.loseConnection()
         else:
             self.transport.abortConnection()
+
+
+@implementer(interfaces.IPullProducer)
+class _Pump:
+    """
+    The pull producer a L{DataConnection} registers with its transport for
+    a download's pull producer: the transport's first call comes from its
+    C{registerProducer}, every later one when its write buffer drained.
+    """
+
+    def __init__(self, connection: DataConnection, producer: Any) -> None:
+        self._connection = connection
+        self._producer = producer
+        self._drained = False
+
+    def resumeProducing(self) -> None:
+        drained, self._drained = self._drained, True
+        self._connection._pump(drained)
+
+    def stopProducing(self) -> None:
+        self._producer.stopProducing()

@@ -20,7 +20,8 @@ C{TLSMemoryBIOProtocol} does not give it:
 
 It is a plain object driven by its owner (L{txftps._dataconnection.DataConnection}):
 C{dataReceived} in, C{send}/C{close} out, raw bytes leave through the C{write}
-callable. Subclass or replace it through C{DataConnection.tlsFactory}.
+callable (a bytes-like object valid only during the call: whatever it keeps,
+it copies). Subclass or replace it through C{DataConnection.tlsFactory}.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from txftps._internals import PlaintextReader, sessionReused
+from txftps._internals import CiphertextReader, PlaintextReader, sessionReused
 from txftps.tls import ConnectionTLS
 
 _READ_SIZE = 512 * 1024
 
-#: Decrypts for every data connection (one reactor thread uses it at a time).
+#: Decrypt and collect the encrypted output for every data connection (one
+#: reactor thread uses them at a time).
 _reader = PlaintextReader(_READ_SIZE)
+_cipher = CiphertextReader(_READ_SIZE)
 
 #: The length of a TLS record header: type (1), version (2), length (2).
 _RECORD_HEADER = 5
@@ -53,14 +56,16 @@ class DataTLS:
     def __init__(
         self,
         context: SSL.Context | ConnectionTLS,
-        write: Callable[[bytes], None],
+        write: Callable[[bytes | memoryview], None],
         onHandshake: Callable[[DataTLS], bool],
         client: bool = False,
     ) -> None:
         """
         @param context: the control connection's TLS (or, as TLS client,
             the context for server-to-server transfers).
-        @param write: sends raw bytes to the peer.
+        @param write: sends raw bytes to the peer; it is given a bytes-like
+            object that is only valid during the call (one buffer serves every
+            data connection), so it copies whatever it keeps.
         @param onHandshake: called once when the handshake completes, before
             any application data is read; returning C{False} stops all further
             processing (the owner is refusing the connection).
@@ -147,37 +152,27 @@ class DataTLS:
                 self._bodyLeft = int.from_bytes(self._header[3:5], "big")
                 self._header = b""
 
-    def _outgoing(self) -> bytes:
-        chunks = []
-        while True:
-            try:
-                chunk = self.connection.bio_read(_READ_SIZE)
-            except SSL.WantReadError:
-                break
-            chunks.append(chunk)
-            if len(chunk) < _READ_SIZE:
-                # A memory BIO returns all it holds up to the size asked:
-                # a short read drained it.
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     def _flush(self) -> None:
         """
-        Send what TLS produced, or hold it back while holding.
+        Send what TLS produced, or hold it back while holding; what was held
+        leaves in one write with the first records after it.
         """
-        out = self._outgoing()
-        if self._holding:
-            if out:
-                self._held.append(out)
-            return
-        if out:
-            self._write(out)
-
-    def _release(self) -> bytes:
-        self._holding = False
-        held = b"".join(self._held)
-        self._held = []
-        return held
+        while True:
+            out = _cipher.read(self.connection)
+            # A memory BIO returns all it holds up to the size asked: a
+            # short read drained it.
+            more = len(out) == _cipher.size
+            if self._holding:
+                if out:
+                    self._held.append(bytes(out))
+            elif self._held:
+                self._held.append(bytes(out))
+                held, self._held = b"".join(self._held), []
+                self._write(held)
+            elif out:
+                self._write(out)
+            if not more:
+                return
 
     def dataReceived(self, data: bytes) -> bytes:
         """
@@ -230,9 +225,8 @@ class DataTLS:
         while view:
             written = self.connection.send(view)
             view = view[written:]
-        out = self._release() + self._outgoing()
-        if out:
-            self._write(out)
+        self._holding = False
+        self._flush()
 
     def close(self) -> None:
         """
@@ -245,6 +239,5 @@ class DataTLS:
             self.connection.shutdown()
         except SSL.Error:
             pass
-        out = self._release() + self._outgoing()
-        if out:
-            self._write(out)
+        self._holding = False
+        self._flush()

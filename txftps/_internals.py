@@ -9,8 +9,9 @@ Twisted's PROXY protocol header parsers, the key-exchange groups and
 signature algorithms of a context (TLS profiles), whether OpenSSL runs a
 FIPS provider, a copy of a TLS session (the client's data connections), the
 session-ID context of a context already in use,
-TLS record buffers freed on an idle connection, and decrypting many records
-into one buffer.
+TLS record buffers freed on an idle connection, decrypting many records
+into one buffer, reading the records to send into one buffer, and the
+socket under a plain TCP transport (downloads send on it directly).
 Each lives here in one function, and C{tests.test_internals} has a test for
 each that fails loudly, naming the function, if an upgrade removes what it
 relies on.
@@ -18,6 +19,7 @@ relies on.
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
+from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
 from twisted.protocols.haproxy._v1parser import V1Parser
@@ -199,6 +202,59 @@ class PlaintextReader:
                 closed = True
             break
         return _ffi.buffer(buffer, total)[:], closed
+
+
+def directSocket(transport: Any, protocol: object) -> socket.socket | None:
+    """
+    The socket of C{transport}, when C{protocol} may send on it directly:
+    C{transport} is Twisted's plain TCP transport (C{tcp.Connection}, no TLS
+    of Twisted's) and C{protocol} is its protocol, not wrapped by anything
+    that would see (count, throttle, transform) what is written. Twisted
+    documents neither C{tcp.Connection.protocol} nor C{TLS}.
+
+    A protocol that sends on the socket must only do so while the
+    transport's write buffer is empty, or bytes leave out of order.
+
+    @return: the socket, or C{None}: write through the transport.
+    """
+    if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", False):
+        return None
+    if getattr(transport, "protocol", None) is not protocol:
+        return None
+    handle = transport.getHandle()
+    return handle if isinstance(handle, socket.socket) else None
+
+
+class CiphertextReader:
+    """
+    Reads what a memory-BIO connection wrote (the records to send) into one
+    preallocated buffer, without the new buffer and the copy into a new
+    C{bytes} that pyOpenSSL's C{bio_read} makes on every call, and without
+    its exception when there is nothing to read. The buffer is reused by the
+    next L{read}, so one reader serves every connection of a reactor thread.
+
+    @ivar size: the most bytes one L{read} returns.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buffer = _ffi.new("char[]", size)
+        self._view = memoryview(_ffi.buffer(self._buffer))
+
+    def read(self, connection: SSL.Connection) -> memoryview:
+        """
+        Take up to L{size} bytes from C{connection}'s outgoing memory BIO.
+
+        @return: a view of them (empty when the BIO is empty), valid until
+            the next L{read}: copy what must be kept.
+        @raise TypeError: C{connection} has no memory BIO (it was made with
+            a socket).
+        """
+        bio = connection._from_ssl
+        if bio is None:
+            raise TypeError("the connection has no memory BIO")
+        count = _lib.BIO_read(bio, self._buffer, self.size)
+        return self._view[: max(count, 0)]
 
 
 def unreadBytes(connection: SSL.Connection) -> bytes:
