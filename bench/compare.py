@@ -2,8 +2,9 @@
 txftps against pyftpdlib (and vsftpd when installed), every measure side by
 side in one run, with the ratio txftps / pyftpdlib.
 
-Measures, all of the server's process tree (CPU from /proc: user + system,
-with reaped children; memory as PSS):
+Measures, all of the server's process tree (CPU from a cgroup of the
+server's own when one can be made, else from /proc: user + system, with
+reaped children; memory as PSS):
 
  - CPU per full session and sessions per second: C{--threads} ftplib clients
    run connect, AUTH TLS, login, PBSZ/PROT P, PASV, RETR 4 KiB (the data
@@ -335,7 +336,8 @@ def main() -> None:
             finally:
                 server.stop()
             table[name] = results
-            print(f"  {name} done (load {loadAverage()})", flush=True)
+            cpuSource = f"cgroup {server.cgroup}" if server.cgroup else "/proc"
+            print(f"  {name} done (load {loadAverage()}; CPU from {cpuSource})", flush=True)
         if "bulk" in only:
             aes = aesSecondsPerGiB()
             table.setdefault("AES-256-GCM", {})["cpu s / GiB"] = aes

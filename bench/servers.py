@@ -5,7 +5,11 @@ and data, the same ECDSA P-256 certificate and one served directory.
 
 Each L{Server} knows its listening port, the directory a logged-in bench user
 sees, how to log in, and how much CPU and memory it used so far (its whole
-process tree: vsftpd forks twice per session).
+process tree: vsftpd forks twice per session). CPU comes from a cgroup of its
+own when the machine lets us make one (root, cgroup v1 C{cpuacct} or cgroup
+v2), which counts every process the server ever forked, even one that exited
+between two readings; otherwise from C{/proc} (live processes plus the
+children they reaped).
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class Server:
     user: str = "bench"
     password: str = "bench"
     cleanup: list[str] = field(default_factory=list)
+    cgroup: str | None = None
+
+    def __post_init__(self) -> None:
+        self.cgroup = _joinCgroup(self.name, self.process.pid)
 
     def tree(self) -> list[int]:
         """
@@ -87,9 +95,11 @@ class Server:
 
     def cpuSeconds(self) -> float:
         """
-        CPU seconds (user and system) of the process tree, with the
-        children it already reaped.
+        CPU seconds (user and system) of the server: its cgroup's, or else
+        the process tree's with the children it already reaped.
         """
+        if self.cgroup is not None:
+            return _cgroupCPU(self.cgroup)
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
         for pid in self.tree():
@@ -137,6 +147,56 @@ class Server:
             self.process.wait()
         for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
+        if self.cgroup is not None:
+            try:
+                os.rmdir(self.cgroup)
+            except OSError:
+                pass
+
+
+_CGROUP_V2 = "/sys/fs/cgroup/unified"
+_CGROUP_V1 = "/sys/fs/cgroup/cpuacct"
+
+
+def _joinCgroup(name: str, pid: int) -> str | None:
+    """
+    Put C{pid} (before it forks anything) into a new cgroup; C{None} when
+    no cgroup can be made here.
+    """
+    for root in (_CGROUP_V2, "/sys/fs/cgroup", _CGROUP_V1):
+        if not os.path.isfile(os.path.join(root, "cgroup.procs")):
+            continue
+        if root != _CGROUP_V1 and not os.path.isfile(os.path.join(root, "cgroup.controllers")):
+            continue
+        path = os.path.join(root, f"txftps-bench-{name}-{pid}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+            _cgroupCPU(path)
+        except OSError:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+            continue
+        return path
+    return None
+
+
+def _cgroupCPU(path: str) -> float:
+    """
+    CPU seconds a cgroup used: v2's C{cpu.stat} or v1's C{cpuacct.usage}.
+    """
+    stat = os.path.join(path, "cpu.stat")
+    if os.path.exists(stat):
+        with open(stat) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    with open(os.path.join(path, "cpuacct.usage")) as f:
+        return int(f.read()) / 1e9
 
 
 def _waitForPort(path: str, pattern: bytes, process: subprocess.Popen[bytes]) -> int:
