@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger, LogLevel, formatEventAsClassicLogText, formatTime
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from tests import support
-from txftps._logging import observerFactory
+from txftps._logging import _formatText, observerFactory
 
 PASSWORD = "s3cret-Pw-never-logged"
 
@@ -171,3 +172,68 @@ class ObserverTests(unittest.SynchronousTestCase):
         objects = [json.loads(line) for line in text.splitlines()]
         self.assertEqual([o["text"] for o in objects], ["an info line", "a warning", "an error"])
         self.assertEqual({o["log_namespace"] for o in objects}, {"txftps.test"})
+
+
+class TextFormatTests(unittest.SynchronousTestCase):
+    """
+    The text lines of L{txftps._logging} are Twisted's classic log lines,
+    whichever way each event is formatted.
+    """
+
+    def test_sameAsTwisted(self) -> None:
+        """
+        For events of every kind (a session's login and transfer lines,
+        attribute, index and call syntax, format specs and conversions,
+        missing keys, no format, a legacy line with its system, a failure,
+        multi-line text, no level or namespace), the line written is the
+        one Twisted's C{formatEventAsClassicLogText} writes.
+        """
+
+        class Thing:
+            name = "thing"
+
+            def __repr__(self) -> str:
+                return "<Thing>"
+
+        failure = Failure(ZeroDivisionError("boom"))
+        base = {
+            "log_time": 1_700_000_000.25,
+            "log_namespace": "txftps.x",
+            "log_level": LogLevel.info,
+        }
+        events = [
+            dict(base, log_format="{user} logged in from {host}", user="alice", host="10.0.0.1"),
+            dict(
+                base,
+                log_format="{command} {path}: {bytes} bytes in {duration:.3f} s, reply {code}",
+                command="RETR",
+                path="/a b/\u00e9",
+                bytes=4096,
+                duration=0.0123456,
+                code=226,
+            ),
+            dict(
+                base,
+                log_format="{thing.name} {items[1]} {thing!r} {n:>5}",
+                thing=Thing(),
+                items=[1, 2],
+                n=7,
+            ),
+            dict(base, log_format="{call()} done", call=lambda: "called"),
+            dict(base, log_format="{missing} key"),
+            dict(base, log_format="{} positional"),
+            dict(base, log_format="two\nlines {x}", x="and\nmore"),
+            dict(base, log_format=""),
+            dict(base),
+            dict(base, log_format="{log_text}", log_text="legacy", log_system="-"),
+            dict(base, log_format="failed: {why}", why="boom", log_failure=failure),
+            {"log_format": "no level {x}", "x": 1, "log_time": 5.0},
+            {"log_format": "no time {x}", "x": 1, "log_namespace": None},
+            dict(base, log_format="{{braces}} {x}", x="ok"),
+        ]
+        for event in events:
+            self.assertEqual(
+                _formatText(event),
+                formatEventAsClassicLogText(event, formatTime=formatTime),
+                event.get("log_format"),
+            )
