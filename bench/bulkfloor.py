@@ -33,11 +33,10 @@ import sys
 import tempfile
 import threading
 
-import trustme
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from compare import aesSecondsPerGiB, loadAverage  # noqa: E402
+from servers import Certificates  # noqa: E402
 
 _PIECE = 256 * 1024
 
@@ -132,12 +131,8 @@ def main() -> None:
         return
     work = tempfile.mkdtemp(prefix="txftps-bulkfloor-")
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        caFile, cert, key = (os.path.join(work, n) for n in ("ca.pem", "c.pem", "k.pem"))
-        ca.cert_pem.write_to_path(caFile)
-        issued.cert_chain_pems[0].write_to_path(cert)
-        issued.private_key_pem.write_to_path(key)
+        certificates = Certificates.inDirectory(work)
+        caFile, cert, key = certificates.caFile, certificates.certFile, certificates.keyFile
         size = options.size_mib * 2**20
         path = os.path.join(work, "data.bin")
         with open(path, "wb") as f:

@@ -43,11 +43,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import trustme
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from servers import (  # noqa: E402
+    Certificates,
     Server,
     startPyftpdlib,
     startTxftps,
@@ -294,14 +293,13 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="txftps-bench-")
     os.chmod(work, 0o755)
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        caFile, certFile, keyFile = (os.path.join(work, n) for n in ("ca.pem", "c.pem", "k.pem"))
-        ca.cert_pem.write_to_path(caFile)
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
+        certificates = Certificates.inDirectory(work)
+        caFile, certFile, keyFile = (
+            certificates.caFile,
+            certificates.certFile,
+            certificates.keyFile,
+        )
+        context = certificates.context
         small = os.urandom(4096)
         size = options.size_mib * 2**20
         source = os.path.join(work, "source.bin")

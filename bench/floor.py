@@ -48,7 +48,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import trustme
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IHandshakeListener,
@@ -65,7 +64,13 @@ from zope.interface import implementer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from compare import loadAverage, sessions  # noqa: E402
-from servers import Server, _waitForPort, startPyftpdlib, startTxftps  # noqa: E402
+from servers import (  # noqa: E402
+    Certificates,
+    Server,
+    _waitForPort,
+    startPyftpdlib,
+    startTxftps,
+)
 
 # the floor server
 
@@ -370,20 +375,9 @@ SPLIT = ("  of which user", "  of which system")
 
 def userSystem(server: Server) -> tuple[float, float]:
     """
-    User and system CPU seconds of the server's process tree (the fields
-    L{Server.cpuSeconds} adds up).
+    User and system CPU seconds of the server (L{Server.cpuSplit}).
     """
-    ticks = os.sysconf("SC_CLK_TCK")
-    user = system = 0
-    for pid in server.tree():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user += int(fields[11]) + int(fields[13])
-        system += int(fields[12]) + int(fields[14])
-    return user / ticks, system / ticks
+    return server.cpuSplit()
 
 
 # profile
@@ -451,14 +445,9 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="txftps-floor-")
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        caFile, certFile, keyFile = (os.path.join(work, n) for n in ("ca.pem", "c.pem", "k.pem"))
-        ca.cert_pem.write_to_path(caFile)
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
+        certificates = Certificates.inDirectory(work)
+        certFile, keyFile = certificates.certFile, certificates.keyFile
+        context = certificates.context
         small = os.urandom(4096)
         starters: dict[str, Callable[[str], Server]] = {
             "floor": lambda d: startFloor(d, certFile, keyFile),

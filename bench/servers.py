@@ -19,10 +19,13 @@ import pwd
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+import trustme
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -100,16 +103,26 @@ class Server:
         """
         if self.cgroup is not None:
             return _cgroupCPU(self.cgroup)
+        return sum(self.cpuSplit())
+
+    def cpuSplit(self) -> tuple[float, float]:
+        """
+        User and system CPU seconds of the server, from the same source as
+        L{cpuSeconds}.
+        """
+        if self.cgroup is not None:
+            return _cgroupSplit(self.cgroup)
         ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
+        user = system = 0
         for pid in self.tree():
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += sum(int(x) for x in fields[11:15])
-        return total / ticks
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+        return user / ticks, system / ticks
 
     def pssKiB(self) -> int:
         """
@@ -184,6 +197,22 @@ def _joinCgroup(name: str, pid: int) -> str | None:
     return None
 
 
+def _cgroupSplit(path: str) -> tuple[float, float]:
+    """
+    User and system CPU seconds a cgroup used: v2's C{cpu.stat} or v1's
+    C{cpuacct.stat} (in clock ticks).
+    """
+    stat = os.path.join(path, "cpu.stat")
+    if os.path.exists(stat):
+        with open(stat) as f:
+            values = dict(line.split() for line in f if line.strip())
+        return int(values["user_usec"]) / 1e6, int(values["system_usec"]) / 1e6
+    with open(os.path.join(path, "cpuacct.stat")) as f:
+        values = dict(line.split() for line in f if line.strip())
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(values["user"]) / ticks, int(values["system"]) / ticks
+
+
 def _cgroupCPU(path: str) -> float:
     """
     CPU seconds a cgroup used: v2's C{cpu.stat} or v1's C{cpuacct.usage}.
@@ -197,6 +226,37 @@ def _cgroupCPU(path: str) -> float:
                     return int(value) / 1e6
     with open(os.path.join(path, "cpuacct.usage")) as f:
         return int(f.read()) / 1e9
+
+
+@dataclass
+class Certificates:
+    """
+    A throwaway CA and the server certificate every server of a run uses
+    (ECDSA P-256 for 127.0.0.1), written into a directory.
+
+    @ivar caFile: the CA certificate, for curl.
+    @ivar certFile: the server's certificate; C{keyFile} its key.
+    @ivar context: a Python client context trusting the CA.
+    """
+
+    caFile: str
+    certFile: str
+    keyFile: str
+    context: ssl.SSLContext
+
+    @classmethod
+    def inDirectory(cls, directory: str) -> Certificates:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        caFile, certFile, keyFile = (
+            os.path.join(directory, n) for n in ("ca.pem", "c.pem", "k.pem")
+        )
+        ca.cert_pem.write_to_path(caFile)
+        issued.cert_chain_pems[0].write_to_path(certFile)
+        issued.private_key_pem.write_to_path(keyFile)
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        return cls(caFile, certFile, keyFile, context)
 
 
 def _waitForPort(path: str, pattern: bytes, process: subprocess.Popen[bytes]) -> int:
