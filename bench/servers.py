@@ -25,7 +25,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import trustme
+from twisted.python.filepath import FilePath
+
+from txftps.testing import CertificateAuthority
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -246,17 +248,19 @@ class Certificates:
 
     @classmethod
     def inDirectory(cls, directory: str) -> Certificates:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        caFile, certFile, keyFile = (
-            os.path.join(directory, n) for n in ("ca.pem", "c.pem", "k.pem")
+        """
+        Issue them with L{txftps.testing.CertificateAuthority} and write
+        C{ca.pem}, C{server-cert.pem} and C{server-key.pem} into
+        C{directory}.
+        """
+        ca = CertificateAuthority("txftps bench CA")
+        certPath, keyPath = ca.issueServerCertificate("127.0.0.1").writeTo(
+            FilePath(directory), "server"
         )
-        ca.cert_pem.write_to_path(caFile)
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
-        return cls(caFile, certFile, keyFile, context)
+        caFile = os.path.join(directory, "ca.pem")
+        with open(caFile, "wb") as f:
+            f.write(ca.certificatePEM)
+        return cls(caFile, certPath.path, keyPath.path, ca.clientContext())
 
 
 def _waitForPort(path: str, pattern: bytes, process: subprocess.Popen[bytes]) -> int:

@@ -24,10 +24,9 @@ import threading
 import time
 from typing import Any
 
-import trustme
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from servers import Certificates  # noqa: E402
 from transfer import cpuSeconds, startPyftpdlib, startTxftps  # noqa: E402
 
 
@@ -94,14 +93,9 @@ def main() -> None:
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="txftps-bench-")
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        certFile = os.path.join(work, "cert.pem")
-        keyFile = os.path.join(work, "key.pem")
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
+        certificates = Certificates.inDirectory(work)
+        certFile, keyFile = certificates.certFile, certificates.keyFile
+        context = certificates.context
         data = os.urandom(4096)
         rows = [
             f"{options.sessions} sessions, {options.threads} client threads, ftplib with"

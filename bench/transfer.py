@@ -22,10 +22,11 @@ import sys
 import tempfile
 import time
 
-import trustme
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from servers import Certificates  # noqa: E402
 
 PYFTPDLIB_SERVER = r"""
 import sys
@@ -167,14 +168,12 @@ def main() -> None:
     size = options.size_mib * 2**20
     work = tempfile.mkdtemp(prefix="txftps-bench-")
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        caFile = os.path.join(work, "ca.pem")
-        certFile = os.path.join(work, "cert.pem")
-        keyFile = os.path.join(work, "key.pem")
-        ca.cert_pem.write_to_path(caFile)
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
+        certificates = Certificates.inDirectory(work)
+        caFile, certFile, keyFile = (
+            certificates.caFile,
+            certificates.certFile,
+            certificates.keyFile,
+        )
         source = os.path.join(work, "source.bin")
         with open(source, "wb") as f:
             f.write(os.urandom(size))

@@ -28,10 +28,9 @@ import sys
 import tempfile
 import time
 
-import trustme
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from servers import Certificates  # noqa: E402
 from sessions import session  # noqa: E402
 from transfer import cpuSeconds, startTxftps  # noqa: E402
 
@@ -97,14 +96,12 @@ def main() -> None:
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="txftps-bench-")
     try:
-        ca = trustme.CA()
-        issued = ca.issue_cert("127.0.0.1")
-        certFile = os.path.join(work, "cert.pem")
-        keyFile = os.path.join(work, "key.pem")
-        caFile = os.path.join(work, "ca.pem")
-        issued.cert_chain_pems[0].write_to_path(certFile)
-        issued.private_key_pem.write_to_path(keyFile)
-        ca.cert_pem.write_to_path(caFile)
+        certificates = Certificates.inDirectory(work)
+        caFile, certFile, keyFile = (
+            certificates.caFile,
+            certificates.certFile,
+            certificates.keyFile,
+        )
         data = os.urandom(4096)
         rows = [
             f"{options.sessions} sessions, {options.clients} client processes, ftplib with"
