@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IConsumer
 from twisted.protocols.ftp import FTPShell, IFTPShell
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import alsoProvides, implementer
+from zope.interface import alsoProvides, directlyProvidedBy, implementer
 from zope.interface.verify import verifyObject
 
 from tests import support
@@ -82,6 +82,15 @@ class LocalShellInterfaceTests(SynchronousTestCase):
         shell.readOnly = True
         self.assertTrue(IReadOnlyShell.providedBy(shell))
         self.assertFalse(IReadOnlyShell.providedBy(LocalShell(self.root)))
+
+    def test_readWriteShellDeclaresNothingOfItsOwn(self) -> None:
+        """
+        A read-write L{LocalShell} (one per session) carries no per-instance
+        interface declaration: it provides exactly what its class declares.
+        """
+        shell = LocalShell(self.root)
+        self.assertNotIn("__provides__", vars(shell))
+        self.assertEqual(list(directlyProvidedBy(shell)), [])
 
     def test_files(self) -> None:
         """
