@@ -142,7 +142,8 @@ class OverAMPTests(SynchronousTestCase):
             self.clock, ConnectionLimits(10, 1), LoginBans(self.clock, banAfter=1, banTime=60)
         )
         self.worker = WorkerConnection(lambda: None)
-        self.parent = ParentConnection(self.keeper, 1)
+        self.readies: list[None] = []
+        self.parent = ParentConnection(self.keeper, 1, lambda: self.readies.append(None))
         _, _, self.pump = iosim.connectedServerAndClient(
             lambda: self.parent, lambda: self.worker, greet=True
         )
@@ -200,6 +201,16 @@ class OverAMPTests(SynchronousTestCase):
         self.assertFalse(self.successResultOf(again))
         self.clock.advance(60)
         self.assertFalse(self.bans.refusesConnections("192.0.2.1"))
+
+    def test_ready(self) -> None:
+        """
+        L{WorkerConnection.ready} reaches the parent's C{onReady}, once.
+        """
+        self.pump.flush()
+        self.assertEqual(self.readies, [])
+        self.worker.ready()
+        self.pump.flush()
+        self.assertEqual(self.readies, [None])
 
     def test_parentGoneRefuses(self) -> None:
         """

@@ -34,7 +34,7 @@ from tests.support import (
     writeFile,
 )
 from txftps._datachannel import PassivePortRange
-from txftps._workers import passiveSlices
+from txftps._workers import _WorkerProcess, passiveSlices
 
 _SESSION = re.compile(r"\[worker (\d+)\] session from 127\.0\.0\.1 port (\d+)$", re.M)
 _STARTED = re.compile(r"worker (\d+) started, pid (\d+), passive ports (\S+)")
@@ -111,6 +111,49 @@ class PassiveSlicesTests(unittest.SynchronousTestCase):
         Without C{--passive-ports} every worker takes any free port.
         """
         self.assertEqual(passiveSlices(None, 2), [None, None])
+
+
+class _SignalledTransport:
+    """
+    A process transport that records the signals sent to it.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def signalProcess(self, signalNumber: int) -> None:
+        self.signals.append(signalNumber)
+
+
+class HeldSignalTests(unittest.SynchronousTestCase):
+    """
+    L{_WorkerProcess.signal}: a worker gets signals once it is ready.
+    """
+
+    def setUp(self) -> None:
+        self.worker = _WorkerProcess(None, 1)  # type: ignore[arg-type]
+        self.transport = _SignalledTransport()
+        self.worker.transport = self.transport  # type: ignore[assignment]
+
+    def test_heldUntilReady(self) -> None:
+        """
+        Before L{_WorkerProcess.ready} nothing is sent; then each signal
+        held is sent once, in the order it came.
+        """
+        for signalNumber in (signal.SIGHUP, signal.SIGUSR1, signal.SIGHUP):
+            self.worker.signal(signalNumber)
+        self.assertEqual(self.transport.signals, [])
+        self.worker.ready()
+        self.assertEqual(self.transport.signals, [signal.SIGHUP, signal.SIGUSR1])
+
+    def test_sentWhenReady(self) -> None:
+        """
+        Once the worker is ready, each signal goes at once.
+        """
+        self.worker.ready()
+        self.worker.signal(signal.SIGUSR1)
+        self.worker.signal(signal.SIGUSR1)
+        self.assertEqual(self.transport.signals, [signal.SIGUSR1, signal.SIGUSR1])
 
 
 class OptionTests(unittest.TestCase):
@@ -467,6 +510,35 @@ class LifeTests(WorkersTestCase):
                 )
         self.assertIsNone(self.server.process.poll())
         self.download()
+
+    def test_signalDuringWorkerStartIsKept(self) -> None:
+        """
+        SIGUSR1 and SIGHUP sent to the parent while a worker is still
+        starting (before its handlers are in place, when either signal
+        would kill it) reach that worker once it is ready: it logs them and
+        is not killed.
+        """
+        before = workerPids(self.server)
+        watch = LogWatch(self.server)
+        watch.mark()
+        os.kill(before[1], signal.SIGKILL)
+        # The parent logs the new pid as soon as it spawned the process,
+        # well before the worker's Python has imported anything.
+        self.assertTrue(
+            waitUntil(lambda: workerPids(self.server)[1] != before[1], 20), self.serverLog()
+        )
+        assert self.server.process is not None
+        self.server.process.send_signal(signal.SIGUSR1)
+        self.server.process.send_signal(signal.SIGHUP)
+        for name in ("SIGUSR1", "SIGHUP"):
+            self.assertTrue(
+                watch.waitFor(f"[worker 1] txftps: worker 1 got {name}", 20), self.serverLog()
+            )
+            self.assertTrue(
+                watch.waitFor(f"[worker 2] txftps: worker 2 got {name}", 20), self.serverLog()
+            )
+        self.assertEqual(watch.since().count("killed by signal"), 1, self.serverLog())
+        self.assertTrue(alive(workerPids(self.server)[1]), self.serverLog())
 
     def test_sigtermClosesSessionsAndStops(self) -> None:
         """

@@ -98,6 +98,16 @@ class LoginSucceeded(amp.Command):
     requiresAnswer = False
 
 
+class Ready(amp.Command):
+    """
+    Worker to parent: the worker serves and its SIGHUP and SIGUSR1 handlers
+    are in place, so the parent may forward those signals to it (before,
+    either would kill it).
+    """
+
+    requiresAnswer = False
+
+
 class Ban(amp.Command):
     """
     Parent to worker: refuse C{host} for C{seconds} from now.
@@ -255,10 +265,16 @@ class ParentConnection(_QuietAMP):
     The parent's end of one worker's AMP connection.
     """
 
-    def __init__(self, keeper: StateKeeper, number: int) -> None:
+    def __init__(
+        self, keeper: StateKeeper, number: int, onReady: Callable[[], None] | None = None
+    ) -> None:
+        """
+        @param onReady: called when the worker says it is L{Ready}.
+        """
         super().__init__()  # type: ignore[no-untyped-call]
         self._keeper = keeper
         self._number = number
+        self._onReady = onReady
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -292,6 +308,12 @@ class ParentConnection(_QuietAMP):
         self._keeper.succeeded(self._number, host, checked)
         return {}
 
+    @Ready.responder
+    def _ready(self) -> dict[str, Any]:
+        if self._onReady is not None:
+            self._onReady()
+        return {}
+
 
 class WorkerConnection(_QuietAMP):
     """
@@ -311,6 +333,12 @@ class WorkerConnection(_QuietAMP):
         if self.bans is not None:
             self.bans.ban(host, seconds)
         return {}
+
+    def ready(self) -> None:
+        """
+        Tell the parent this worker is L{Ready}.
+        """
+        _call(self, Ready)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         super().connectionLost(reason)  # type: ignore[no-untyped-call]

@@ -16,8 +16,9 @@ C{ftps} options. The worker builds the same server as C{twistd ftps} would
     nothing and sent nothing, until the parent admits it
     (L{WorkerSession});
   - it logs JSON lines on its standard output, which the parent relays into
-    its own log; SIGHUP and SIGUSR1 (forwarded by the parent) are logged,
-    then go to whatever else handles them. On SIGTERM or SIGINT it stops
+    its own log; SIGHUP and SIGUSR1 (forwarded by the parent once the
+    worker said it is ready, L{WorkerRuntime.ready}) are logged, then go to
+    whatever else handles them. On SIGTERM or SIGINT it stops
     accepting, answers every session C{421} and closes it, and exits.
 
 When the parent goes away (its end of the AMP connection closes) the worker
@@ -297,6 +298,13 @@ class WorkerRuntime:
 
             signal.signal(signalNumber, handler)
 
+    def ready(self) -> None:
+        """
+        Tell the parent the worker serves and its signal handlers are in
+        place: the parent holds SIGHUP and SIGUSR1 for a worker until then.
+        """
+        self.connection.ready()
+
 
 def main(argv: list[str] | None = None) -> None:
     """
@@ -326,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     def start() -> None:
         root.startService()  # type: ignore[no-untyped-call]
         runtime.installSignalLogging()
+        runtime.ready()
 
     reactor.callWhenRunning(start)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopping)  # type: ignore[attr-defined]

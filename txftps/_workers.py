@@ -19,8 +19,10 @@ becomes a parent that serves no FTP itself:
      worker whose session opened the listener;
   4. it restarts a worker that dies (with its slice, after a delay that
      grows while workers die young), forwards SIGHUP and SIGUSR1 to every
-     worker, relays the workers' log events into its own log (tagged
-     C{worker N}), and on SIGTERM or SIGINT stops every worker (they close
+     worker (to a worker still starting once it says it is ready: until
+     its handlers are in place either signal would kill it), relays the
+     workers' log events into its own log (tagged C{worker N}), and on
+     SIGTERM or SIGINT stops every worker (they close
      their sessions with 421) before it exits.
 
 C{ProcessMonitor} from C{twisted.runner} cannot pass file descriptors to its
@@ -171,6 +173,34 @@ class _WorkerProcess(protocol.ProcessProtocol):
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.started = 0.0
         self._buffers = {1: b"", 2: b""}
+        self._ready = False
+        self._held: list[int] = []
+
+    def signal(self, signalNumber: int) -> None:
+        """
+        Pass C{signalNumber} to the worker; until it is L{ready} (before,
+        SIGHUP or SIGUSR1 would kill it), hold it to pass then, once.
+        """
+        if not self._ready:
+            if signalNumber not in self._held:
+                self._held.append(signalNumber)
+            return
+        if self.transport is None:
+            return
+        try:
+            self.transport.signalProcess(signalNumber)
+        except (error.ProcessExitedAlready, OSError):
+            pass
+
+    def ready(self) -> None:
+        """
+        The worker says its signal handlers are in place: pass it what was
+        held.
+        """
+        self._ready = True
+        held, self._held = self._held, []
+        for signalNumber in held:
+            self.signal(signalNumber)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD not in self._buffers:
@@ -241,10 +271,13 @@ class WorkerPool(service.Service):
 
     def _spawn(self, number: int) -> None:
         self._restarts.pop(number, None)
+        worker = _WorkerProcess(self, number)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             ours.setblocking(False)
-            adoptConnection(self._reactor, ours.fileno(), ParentConnection(self.keeper, number))
+            adoptConnection(
+                self._reactor, ours.fileno(), ParentConnection(self.keeper, number, worker.ready)
+            )
             childFDs: dict[int, Any] = {0: "w", 1: "r", 2: "r", 3: theirs.fileno()}
             listening = []
             for index, port in enumerate(self._ports):
@@ -257,7 +290,6 @@ class WorkerPool(service.Service):
                 "listening": listening,
                 "passive": self._slices[number - 1],
             }
-            worker = _WorkerProcess(self, number)
             process = self._reactor.spawnProcess(
                 worker,
                 sys.executable,
@@ -340,13 +372,11 @@ class WorkerPool(service.Service):
         self._restarts[number] = self._reactor.callLater(delay, self._spawn, number)
 
     def _signalled(self, signalNumber: int, frame: FrameType | None) -> None:
-        # Forward at once: a signal handler may do this much; the workers
-        # log what they got.
-        for process in list(self.processes.values()):
-            try:
-                process.signalProcess(signalNumber)
-            except (error.ProcessExitedAlready, OSError):
-                pass
+        # Forward at once (a signal handler may do this much) to the
+        # workers that are ready, the others get it when they are; the
+        # workers log what they got.
+        for worker in list(self._protocols.values()):
+            worker.signal(signalNumber)
         previous = self._previousHandlers.get(signalNumber)
         if callable(previous):
             previous(signalNumber, frame)
