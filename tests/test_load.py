@@ -1,7 +1,8 @@
 """
 Correctness under load, against the real C{twistd -n ftps}: many full
-sessions with transfers at once, and many idle logged-in TLS sessions held
-and released. The tests count bytes, replies and file descriptors; they time
+sessions with transfers at once, many idle logged-in TLS sessions held
+and released, and a burst of connections while the server is too busy to
+accept them (the listen backlog). The tests count bytes, replies and file descriptors; they time
 nothing (the numbers are C{bench/compare.py}'s job, see C{docs/performance.md}).
 """
 
@@ -10,14 +11,22 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import resource
+import signal
+import socket
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
+from twisted.internet import defer
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests import support
+from txftps._settings import LISTEN_BACKLOG, listeningEndpoint
 
 #: Full sessions with a download and an upload, all at once.
 CONCURRENT_SESSIONS = 1000
@@ -188,3 +197,167 @@ class LoadTests(unittest.TestCase):
                 if client is not None:
                     client.close()
         self.assertDescriptorsBackTo(baseline)
+
+
+def _maxBacklog(port: Any) -> int:
+    """
+    The listen backlog of Twisted TCP port C{port}, as the kernel holds it
+    (C{tcpi_sacked} of C{TCP_INFO} on a listening socket).
+    """
+    info = port.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    backlog: int = struct.unpack_from("8B6I", info)[13]
+    return backlog
+
+
+def _somaxconn() -> int:
+    """
+    The kernel's cap on any listen backlog.
+    """
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return int(f.read())
+
+
+class ListeningEndpointTests(unittest.TestCase):
+    """
+    L{listeningEndpoint}: C{tcp:} and C{tcp6:} endpoints that set no
+    backlog listen with L{LISTEN_BACKLOG}, not Twisted's 50.
+    """
+
+    def listen(self, description: str) -> defer.Deferred[int]:
+        from twisted.internet import reactor
+
+        d = listeningEndpoint(reactor, description).listen(Factory.forProtocol(Protocol))
+
+        def listening(port: Any) -> int:
+            self.addCleanup(port.stopListening)
+            return _maxBacklog(port)
+
+        return d.addCallback(listening)
+
+    @defer.inlineCallbacks
+    def test_default(self) -> Generator[Any, Any, None]:
+        """
+        Without C{backlog=}, a C{tcp:} endpoint's backlog is
+        L{LISTEN_BACKLOG} (or the kernel's cap, if lower).
+        """
+        self.assertEqual(LISTEN_BACKLOG, 1024)
+        backlog = yield self.listen("tcp:0:interface=127.0.0.1")
+        self.assertEqual(backlog, min(LISTEN_BACKLOG, _somaxconn()))
+
+    @defer.inlineCallbacks
+    def test_tcp6(self) -> Generator[Any, Any, None]:
+        """
+        So is a C{tcp6:} endpoint's.
+        """
+        backlog = yield self.listen(r"tcp6:0:interface=\:\:1")
+        self.assertEqual(backlog, min(LISTEN_BACKLOG, _somaxconn()))
+
+    @defer.inlineCallbacks
+    def test_ownBacklogWins(self) -> Generator[Any, Any, None]:
+        """
+        A C{backlog=} in the description is kept, wherever it stands.
+        """
+        first = yield self.listen("tcp:0:backlog=7:interface=127.0.0.1")
+        last = yield self.listen("tcp:port=0:interface=127.0.0.1:backlog=9")
+        self.assertEqual((first, last), (7, 9))
+
+    def test_otherEndpoints(self) -> None:
+        """
+        Other endpoints are built from their description as it is.
+        """
+        from twisted.internet import reactor
+
+        endpoint = listeningEndpoint(reactor, "unix:/nonexistent/socket:backlog=3")
+        self.assertIsInstance(endpoint, UNIXServerEndpoint)
+
+
+#: Connections opened at once while the server accepts none: more than
+#: Twisted's default listen backlog (50), fewer than L{LISTEN_BACKLOG}.
+BURST = 300
+
+
+def _established(port: int) -> int:
+    """
+    How many of the server's sockets on local TCP port C{port} are
+    established (accepted by the kernel, whether or not the server took
+    them from its accept queue yet).
+    """
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
+class BurstTests(unittest.TestCase):
+    """
+    A burst of connections while the server is too busy to accept (here:
+    stopped) waits in the kernel's accept queue, and every one gets its
+    greeting once the server goes on; with Twisted's default backlog of 50
+    the kernel drops the SYNs past 51 and those clients wait 1, 3, 7... s
+    to retry.
+    """
+
+    def burst(self, server: support.TwistdServer, stopped: list[int]) -> None:
+        """
+        Stop processes C{stopped}, open L{BURST} connections to
+        C{server}'s explicit port, check the kernel takes them all, go on,
+        and read every greeting.
+        """
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+            self.addCleanup(os.kill, pid, signal.SIGCONT)
+        clients = []
+        try:
+            for _ in range(BURST):
+                sock = socket.socket()
+                clients.append(sock)
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", server.explicitPort))
+            queued = support.waitUntil(lambda: _established(server.explicitPort) >= BURST, 20)
+            self.assertTrue(
+                queued,
+                f"{_established(server.explicitPort)} of {BURST} connections"
+                " reached the accept queue",
+            )
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+            for sock in clients:
+                sock.setblocking(True)
+                sock.settimeout(60)
+                greeting = b""
+                while not greeting.endswith(b"\r\n"):
+                    chunk = sock.recv(1024)
+                    if not chunk:
+                        break
+                    greeting += chunk
+                self.assertEqual(greeting[:4], b"220 ", greeting)
+        finally:
+            for sock in clients:
+                sock.close()
+
+    def test_oneProcess(self) -> None:
+        """
+        The burst against C{twistd ftps} on its default endpoints.
+        """
+        server = support.TwistdServer("--max-clients-per-ip", str(BURST)).start()
+        self.addCleanup(server.stop)
+        assert server.process is not None
+        self.burst(server, [server.process.pid])
+
+    def test_workers(self) -> None:
+        """
+        The burst against C{twistd ftps --workers 2}, whose workers accept
+        on the socket the parent opened.
+        """
+        server = support.TwistdServer("--workers", "2", "--max-clients-per-ip", str(BURST)).start()
+        self.addCleanup(server.stop)
+        self.assertTrue(
+            support.waitUntil(lambda: server.log().count("accepting explicit FTPS") == 2, 20),
+            server.log(),
+        )
+        pids = [int(pid) for pid in re.findall(r"worker \d+ started, pid (\d+)", server.log())]
+        self.assertEqual(len(pids), 2, server.log())
+        self.burst(server, pids)

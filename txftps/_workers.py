@@ -49,7 +49,7 @@ from twisted.python.filepath import FilePath
 
 from txftps._datachannel import PassivePortRange
 from txftps._internals import forgetExitSignal
-from txftps._settings import ConnectionLimits
+from txftps._settings import ConnectionLimits, listeningEndpoint
 from txftps._sharedstate import ParentConnection, StateKeeper, adoptConnection
 from txftps.auth import LoginBans
 
@@ -130,7 +130,7 @@ class SharedPortService(service.Service):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # type: ignore[no-untyped-call]
-        endpoint = endpoints.serverFromString(self._reactor, self._description)
+        endpoint = listeningEndpoint(self._reactor, self._description)
         d = endpoint.listen(_Unserved())
         result: list[Any] = []
         d.addBoth(result.append)

@@ -37,6 +37,7 @@ from txftps._logging import (
 from txftps._metrics import ServerMetrics, metricsSite
 from txftps._observers import FanOutObserver
 from txftps._policy import SessionPolicy, TLSRequirement
+from txftps._settings import listeningEndpoint
 from txftps._xferlog import ReopenOnSignal, TransferLog
 from txftps.auth import CheckerChain, FTPSRealm, LoginBans, normalizeChecker
 from txftps.server import (
@@ -556,7 +557,7 @@ def makeService(options: Options, worker: Any = None) -> service.MultiService:
             if worker is not None:
                 worker.adopt(factory).setServiceParent(top)
                 continue
-            endpoint = endpoints.serverFromString(reactor, description)
+            endpoint = listeningEndpoint(reactor, description)
             kind = "implicit FTPS" if factory.implicit else "explicit FTPS"
             _ListeningService(description, endpoint, factory, kind).setServiceParent(top)  # type: ignore[no-untyped-call]
     if worker is None:
