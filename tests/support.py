@@ -779,6 +779,20 @@ def loggedInSession(
     return control
 
 
+def readLine(sock: socket.socket) -> bytes:
+    """
+    Read raw bytes from C{sock} (with its own timeout) until they end with
+    CRLF or the peer closes.
+    """
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def readUntilClosed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
     """
     Read raw bytes until the peer closes (FIN or RST) or C{timeout} passes.

@@ -189,12 +189,7 @@ class CCCTests(CCCTestCase):
         self.addCleanup(plain.close)
         plain.settimeout(5)
         plain.sendall(b"PWD\r\n")
-        raw = b""
-        while not raw.endswith(b"\r\n"):
-            chunk = plain.recv(4096)
-            if not chunk:
-                break
-            raw += chunk
+        raw = support.readLine(plain)
         self.assertTrue(raw.startswith(b'257 "/"'), raw[:40] + self.serverLog().encode())
         self.assertIn("in plaintext after CCC", self.server.log())
 

@@ -327,12 +327,7 @@ class BurstTests(unittest.TestCase):
             for sock in clients:
                 sock.setblocking(True)
                 sock.settimeout(60)
-                greeting = b""
-                while not greeting.endswith(b"\r\n"):
-                    chunk = sock.recv(1024)
-                    if not chunk:
-                        break
-                    greeting += chunk
+                greeting = support.readLine(sock)
                 self.assertEqual(greeting[:4], b"220 ", greeting)
         finally:
             for sock in clients:

@@ -28,6 +28,7 @@ from tests.support import (
     lftp,
     loggedInSession,
     readFile,
+    readLine,
     readUntilClosed,
     refusedStart,
     waitUntil,
@@ -592,13 +593,7 @@ class ProxyProtocolTests(WorkersTestCase):
     def connect(self, client: str) -> tuple[socket.socket, bytes]:
         sock = socket.create_connection(("127.0.0.1", self.server.explicitPort), timeout=5)
         sock.sendall(f"PROXY TCP4 {client} 127.0.0.1 5555 21\r\n".encode())
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = sock.recv(1024)
-            if not chunk:
-                break
-            reply += chunk
-        return sock, reply
+        return sock, readLine(sock)
 
     def test_clientFromHeader(self) -> None:
         """
