@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,13 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from servers import Certificates  # noqa: E402
-from transfer import startTxftps  # noqa: E402
-
-
-def childCPU() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+from servers import Certificates, childrenCPU, startTxftps  # noqa: E402
 
 
 def commands(client: str, direction: str, port: int, ca: str, source: str, name: str) -> list[str]:
@@ -64,7 +56,7 @@ def measure(
         walls, cpus = [], []
         for i in range(rounds):
             name = f"up-{client}-{i}.bin"
-            before = childCPU()
+            before = childrenCPU()
             start = time.perf_counter()
             subprocess.run(
                 commands(client, direction, port, ca, source, name),
@@ -74,7 +66,7 @@ def measure(
                 env=dict(os.environ, HOME=home),
             )
             walls.append(time.perf_counter() - start)
-            cpus.append(childCPU() - before)
+            cpus.append(childrenCPU() - before)
             if direction == "upload":
                 stored = os.path.join(home, name)
                 if os.path.getsize(stored) != size:
@@ -106,27 +98,27 @@ def main() -> None:
             certificates.keyFile,
         )
         directory = os.path.join(work, "server")
-        home = os.path.join(directory, "bench")
-        os.makedirs(home)
+        os.makedirs(directory)
         source = os.path.join(work, "source.bin")
         with open(source, "wb") as f:
             f.write(os.urandom(size))
-        shutil.copy(source, os.path.join(home, "data.bin"))
-        process, port = startTxftps(directory, certFile, keyFile)
+        server = startTxftps(directory, certFile, keyFile)
+        shutil.copy(source, os.path.join(server.home, "data.bin"))
         rows = [
             f"{options.size_mib} MiB, best of {options.rounds}, server twistd ftps on"
             " loopback, TLS on control and data, client CPU"
         ]
-        before = childCPU()
+        before = childrenCPU()
         txftps = os.path.join(os.path.dirname(sys.executable), "txftps")
         subprocess.run([txftps, "--help"], check=True, stdout=subprocess.DEVNULL)
-        rows.append(f"(txftps start-up alone, --help: {childCPU() - before:.2f} CPU-s per run)")
+        rows.append(f"(txftps start-up alone, --help: {childrenCPU() - before:.2f} CPU-s per run)")
         try:
             for client in ("txftps", "curl", "lftp"):
-                rows += measure(client, port, caFile, home, source, size, options.rounds)
+                rows += measure(
+                    client, server.port, caFile, server.home, source, size, options.rounds
+                )
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(10)
+            server.stop()
         sys.stdout.write("\n".join(rows) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -67,7 +67,7 @@ from compare import loadAverage, sessions  # noqa: E402
 from servers import (  # noqa: E402
     Certificates,
     Server,
-    _waitForPort,
+    _started,
     startPyftpdlib,
     startTxftps,
 )
@@ -295,8 +295,7 @@ def startFloor(directory: str, cert: str, key: str) -> Server:
         stdout=open(logPath, "wb"),
         stderr=subprocess.STDOUT,
     )
-    port = _waitForPort(logPath, rb"PORT (\d+)", process)
-    return Server("floor", process, port, directory)
+    return _started("floor", process, directory, logPath, rb"PORT (\d+)")
 
 
 # the handshakes alone

@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -169,6 +171,15 @@ class Server:
                 pass
 
 
+def childrenCPU() -> float:
+    """
+    CPU seconds (user and system) of the child processes this program has
+    reaped: the client programs a benchmark ran.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 _CGROUP_V2 = "/sys/fs/cgroup/unified"
 _CGROUP_V1 = "/sys/fs/cgroup/cpuacct"
 
@@ -263,17 +274,27 @@ class Certificates:
         return cls(caFile, certPath.path, keyPath.path, ca.clientContext())
 
 
-def _waitForPort(path: str, pattern: bytes, process: subprocess.Popen[bytes]) -> int:
+def _started(
+    name: str, process: subprocess.Popen[bytes], home: str, logPath: str, pattern: bytes
+) -> Server:
+    """
+    The L{Server} of C{process}, just started: put into its cgroup at once
+    (before it forks anything, workers included), then its port read from
+    the first match of C{pattern} in its log.
+    """
+    server = Server(name, process, 0, home)
     for _ in range(400):
-        with open(path, "rb") as f:
+        with open(logPath, "rb") as f:
             m = re.search(pattern, f.read())
         if m:
-            return int(m.group(1))
+            server.port = int(m.group(1))
+            return server
         if process.poll() is not None:
             break
         time.sleep(0.05)
-    with open(path, "rb") as f:
-        raise SystemExit(f"server did not start:\n{f.read().decode(errors='replace')}")
+    server.stop()
+    with open(logPath, "rb") as f:
+        raise SystemExit(f"{name} did not start:\n{f.read().decode(errors='replace')}")
 
 
 def startTxftps(directory: str, cert: str, key: str, *extra: str) -> Server:
@@ -320,8 +341,9 @@ def startTxftps(directory: str, cert: str, key: str, *extra: str) -> Server:
         env=dict(os.environ, PYTHONPATH=ROOT),
         cwd=directory,
     )
-    port = _waitForPort(logPath, rb"explicit FTPS listening on \S+ port (\d+)", process)
-    return Server("txftps", process, port, home)
+    return _started(
+        "txftps", process, home, logPath, rb"explicit FTPS listening on \S+ port (\d+)"
+    )
 
 
 def startPyftpdlib(directory: str, cert: str, key: str) -> Server:
@@ -334,8 +356,7 @@ def startPyftpdlib(directory: str, cert: str, key: str) -> Server:
         stdout=open(logPath, "wb"),
         stderr=subprocess.DEVNULL,
     )
-    port = _waitForPort(logPath, rb"PORT (\d+)", process)
-    return Server("pyftpdlib", process, port, directory)
+    return _started("pyftpdlib", process, directory, logPath, rb"PORT (\d+)")
 
 
 VSFTPD_CONFIG = """\
@@ -410,16 +431,15 @@ def startVsftpd(directory: str, cert: str, key: str, port: int) -> Server:
     for name in (cert, key):
         os.chmod(name, 0o644)
     process = subprocess.Popen(["/usr/sbin/vsftpd", config], stderr=subprocess.DEVNULL)
-    import socket
-
+    # In its cgroup before it forks the processes of any session.
+    server = Server("vsftpd", process, port, root, user="anonymous", password="")
     for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return server
         time.sleep(0.05)
-    else:
-        raise SystemExit("vsftpd did not start")
-    return Server("vsftpd", process, port, root, user="anonymous", password="")
+    server.stop()
+    raise SystemExit("vsftpd did not start")
 
 
 def _userExists(name: str) -> bool:
