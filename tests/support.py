@@ -325,10 +325,30 @@ def ftplibClient(
     timeout: float = 10,
 ) -> ftplib.FTP_TLS:
     """
-    An explicit-FTPS ftplib client, logged in, with C{PROT P} unless told not.
+    An explicit-FTPS ftplib client of C{server}, logged in, with C{PROT P}
+    unless told not.
     """
-    client = cls(context=server.ca.clientContext(), timeout=timeout)
-    client.connect("127.0.0.1", server.explicitPort)
+    return ftplibLogin(
+        server.ca.clientContext(), server.explicitPort, user, password, cls, protect, timeout
+    )
+
+
+def ftplibLogin(
+    context: ssl.SSLContext,
+    port: int,
+    user: str,
+    password: str,
+    cls: type[ftplib.FTP_TLS] = ReusingFTP_TLS,
+    protect: bool = True,
+    timeout: float = 10,
+) -> ftplib.FTP_TLS:
+    """
+    An explicit-FTPS ftplib client of 127.0.0.1 C{port} (a server in this
+    process or another), trusting what C{context} trusts, logged in, with
+    C{PROT P} unless told not.
+    """
+    client = cls(context=context, timeout=timeout)
+    client.connect("127.0.0.1", port)
     client.auth()
     client.login(user, password)
     if protect:

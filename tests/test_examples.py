@@ -61,12 +61,7 @@ class CustomAuthExampleTests(TestCase):
         self.addCleanup(self.port.stopListening)
 
     def _client(self, user: str, token: str) -> ftplib.FTP_TLS:
-        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
-        client.connect("127.0.0.1", self.port.getHost().port)
-        client.auth()
-        client.login(user, token)
-        client.prot_p()
-        return client
+        return support.ftplibLogin(self.ca.clientContext(), self.port.getHost().port, user, token)
 
     def _session(self) -> list[Any]:
         results: list[Any] = []

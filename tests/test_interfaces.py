@@ -206,11 +206,9 @@ class ProbingTests(TestCase):
         self.addCleanup(self.port.stopListening)
 
     def _session(self) -> list[Any]:
-        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
-        client.connect("127.0.0.1", self.port.getHost().port)
-        client.auth()
-        client.login("alice", "secret")
-        client.prot_p()
+        client = support.ftplibLogin(
+            self.ca.clientContext(), self.port.getHost().port, "alice", "secret"
+        )
         results: list[Any] = []
         try:
             results.append(client.sendcmd("MFMT 20200101000000 data.txt"))

@@ -52,11 +52,9 @@ class TwistedRealmTests(TestCase):
         self.addCleanup(self.port.stopListening)
 
     def _session(self) -> list[Any]:
-        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
-        client.connect("127.0.0.1", self.port.getHost().port)
-        client.auth()
-        client.login("alice", "secret")
-        client.prot_p()
+        client = support.ftplibLogin(
+            self.ca.clientContext(), self.port.getHost().port, "alice", "secret"
+        )
         results: list[Any] = [sorted(client.nlst())]
         client.storbinary("STOR new.txt", io.BytesIO(b"new content\n"))
         data: list[bytes] = []
@@ -70,11 +68,9 @@ class TwistedRealmTests(TestCase):
         return results
 
     def _failures(self) -> dict[str, str]:
-        client = support.ReusingFTP_TLS(context=self.ca.clientContext(), timeout=10)
-        client.connect("127.0.0.1", self.port.getHost().port)
-        client.auth()
-        client.login("alice", "secret")
-        client.prot_p()
+        client = support.ftplibLogin(
+            self.ca.clientContext(), self.port.getHost().port, "alice", "secret"
+        )
         replies: dict[str, str] = {}
         commands: list[tuple[str, Any]] = [
             ("RMD dir", client.sendcmd),
