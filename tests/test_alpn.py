@@ -174,6 +174,16 @@ class PythonSSLExplicitTests(ALPNTestCase):
         goes on.
         """
         control = self.session(["ftp"])
+        self.assertOtherProtocolRefused(control, "RETR file.bin")
+        control.context.set_alpn_protocols(["ftp"])
+        self.transferBoth(control, "ftp")
+
+    def assertOtherProtocolRefused(self, control: ControlConnection, command: str) -> None:
+        """
+        Open a data connection for C{command} that offers ALPN C{http/1.1}
+        only: the server refuses its handshake with a
+        C{no_application_protocol} alert, and C{command} gets 425 or 522.
+        """
         port = control.epsv()
         # Python's ssl applies ALPN per connection: later sockets of the same
         # context (which the session needs) offer the new list.
@@ -182,11 +192,9 @@ class PythonSSLExplicitTests(ALPNTestCase):
         self.addCleanup(raw.close)
         error = self.assertRaises(ssl.SSLError, control.secureData, raw)
         self.assertIn(_NO_APPLICATION_PROTOCOL, str(error))
-        control.send("RETR file.bin")
+        control.send(command)
         _, final = control.finalReply()
         self.assertIn(final[0], (425, 522), final)
-        control.context.set_alpn_protocols(["ftp"])
-        self.transferBoth(control, "ftp")
 
     def test_dataUploadOtherProtocolRefused(self) -> None:
         """
@@ -194,15 +202,7 @@ class PythonSSLExplicitTests(ALPNTestCase):
         refused: 425 or 522, and no file is created.
         """
         control = self.session(["ftp"])
-        port = control.epsv()
-        control.context.set_alpn_protocols(["http/1.1"])
-        raw = socket.create_connection((support.LOOPBACK, port), timeout=5)
-        self.addCleanup(raw.close)
-        error = self.assertRaises(ssl.SSLError, control.secureData, raw)
-        self.assertIn(_NO_APPLICATION_PROTOCOL, str(error))
-        control.send("STOR refused.bin")
-        _, final = control.finalReply()
-        self.assertIn(final[0], (425, 522), final)
+        self.assertOtherProtocolRefused(control, "STOR refused.bin")
         self.assertFalse(os.path.exists(os.path.join(self.server.userHome(USER), "refused.bin")))
 
 
