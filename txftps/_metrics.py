@@ -35,19 +35,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from txftps._observers import SilentObserver
+from txftps._observers import SilentObserver, transferDirection
 from txftps.interfaces import DATA_REFUSAL_REASONS
-
-#: Transfer commands and the direction label of their transfers.
-_DIRECTIONS = {
-    "RETR": "download",
-    "STOR": "upload",
-    "APPE": "upload",
-    "STOU": "upload",
-    "LIST": "listing",
-    "NLST": "listing",
-    "MLSD": "listing",
-}
 
 
 class ServerMetrics(SilentObserver):
@@ -131,7 +120,7 @@ class ServerMetrics(SilentObserver):
     def transferEnded(
         self, peer: Any, command: str, path: str, sent: int, received: int, code: int
     ) -> None:
-        direction = _DIRECTIONS.get(command, "download")
+        direction = transferDirection(command)
         self.transfers.labels(direction, "complete" if code == 226 else "incomplete").inc()
         self.sentBytes.inc(sent)
         self.receivedBytes.inc(received)

@@ -2,7 +2,8 @@
 """
 Session observers that other observers build on: L{SilentObserver}, which
 ignores everything, and L{FanOutObserver}, which tells several observers
-(C{--xferlog}, C{--metrics} and an embedder's own) about each event.
+(C{--xferlog}, C{--metrics} and an embedder's own) about each event; and
+L{transferDirection}, which names the direction of a transfer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,26 @@ from zope.interface import implementer
 from txftps.interfaces import ISessionObserver
 
 _log = Logger()
+
+#: Transfer commands and the direction their bytes move in.
+_DIRECTIONS = {
+    "RETR": "download",
+    "STOR": "upload",
+    "APPE": "upload",
+    "STOU": "upload",
+    "LIST": "listing",
+    "NLST": "listing",
+    "MLSD": "listing",
+}
+
+
+def transferDirection(command: str) -> str:
+    """
+    The direction of a transfer that C{command} (as an observer's
+    C{transferEnded} gets it) made: C{"download"}, C{"upload"} or
+    C{"listing"}.
+    """
+    return _DIRECTIONS.get(command, "download")
 
 
 @implementer(ISessionObserver)

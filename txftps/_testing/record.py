@@ -14,18 +14,8 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 from zope.interface import implementer
 
+from txftps._observers import transferDirection
 from txftps.interfaces import ISessionObserver
-
-#: Transfer commands and the direction their bytes move in.
-_DIRECTIONS = {
-    "RETR": "download",
-    "STOR": "upload",
-    "APPE": "upload",
-    "STOU": "upload",
-    "LIST": "listing",
-    "NLST": "listing",
-    "MLSD": "listing",
-}
 
 
 def _session(peer: IAddress) -> str:
@@ -220,6 +210,6 @@ class SessionRecord:
     def transferEnded(
         self, peer: IAddress, command: str, path: str, sent: int, received: int, code: int
     ) -> None:
-        direction = _DIRECTIONS.get(command, "download")
+        direction = transferDirection(command)
         moved = received if direction == "upload" else sent
         self._add(Transfer(_session(peer), command, path, direction, moved, code))
