@@ -1348,6 +1348,24 @@ class ClientPKI:
         )
 
 
+def certificateRequiringServer(
+    case: unittest.TestCase, fileName: str, content: bytes
+) -> tuple[ClientPKI, TwistdServer]:
+    """
+    A started L{TwistdServer} with C{--client-cert required} and a new
+    L{ClientPKI}'s CA as C{--client-ca}, serving C{fileName} with
+    C{content}; stopped when C{case} ends.
+    """
+    directory = os.path.abspath(case.mktemp())
+    os.makedirs(directory)
+    pki = ClientPKI(directory)
+    server = TwistdServer("--client-ca", pki.caFile, "--client-cert", "required", ca=pki.ca)
+    server.start()
+    case.addCleanup(server.stop)
+    writeFile(os.path.join(server.root, fileName), content)
+    return pki, server
+
+
 def timedCommand(
     control: ControlConnection, line: str, timeout: float = 10.0
 ) -> tuple[int, bytes, float]:

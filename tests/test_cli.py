@@ -509,14 +509,7 @@ class ClientCertificateCLITests(TestCase):
         A server requiring client certificates accepts C{--cert/--key} from
         its client CA and refuses a client without them.
         """
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        pki = support.ClientPKI(directory)
-        server = support.TwistdServer(
-            "--client-ca", pki.caFile, "--client-cert", "required", ca=pki.ca
-        ).start()
-        self.addCleanup(server.stop)
-        support.writeFile(os.path.join(server.root, "f.txt"), b"certified")
+        pki, server = support.certificateRequiringServer(self, "f.txt", b"certified")
         url = f"ftp://127.0.0.1:{server.explicitPort}/f.txt"
         result = runTxftps(
             "get",

@@ -484,14 +484,7 @@ class TrustTests(TestCase):
         client CA logs in and transfers (the data connections present it
         too); without one the server refuses.
         """
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        pki = support.ClientPKI(directory)
-        server = support.TwistdServer(
-            "--client-ca", pki.caFile, "--client-cert", "required", ca=pki.ca
-        ).start()
-        self.addCleanup(server.stop)
-        support.writeFile(os.path.join(server.root, "f.txt"), b"for certificate holders")
+        pki, server = support.certificateRequiringServer(self, "f.txt", b"for certificate holders")
         url = f"ftp://127.0.0.1:{server.explicitPort}/"
         tls = ClientTLS(caFile=pki.caFile, certFile=pki.alice.certFile, keyFile=pki.alice.keyFile)
         client = await connect(reactor, url, tls)
