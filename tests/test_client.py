@@ -77,6 +77,15 @@ class Collector:
             onFirst()
 
 
+async def retrieved(client: FTPSClient, path: str) -> bytes:
+    """
+    The bytes C{client} downloads from C{path}.
+    """
+    collector = Collector()
+    await client.retrieve(path, collector)
+    return bytes(collector.data)
+
+
 class TwistdClientTests(TestCase):
     """
     The client against the real C{twistd ftps} with its default
@@ -138,9 +147,7 @@ class TwistdClientTests(TestCase):
         assert client.session.control is not None
         self.assertEqual(client.session.control.get_protocol_version_name(), "TLSv1.2")
         for _ in range(2):
-            collector = Collector()
-            await client.retrieve("/file.bin", collector)
-            self.assertEqual(bytes(collector.data), self.payload)
+            self.assertEqual(await retrieved(client, "/file.bin"), self.payload)
         await client.quit()
 
     @inReactor
@@ -155,9 +162,7 @@ class TwistdClientTests(TestCase):
             [(e.name, e.type, e.size) for e in entries], [("file.bin", "file", len(self.payload))]
         )
         self.assertEqual(await client.names(), ["file.bin"])
-        collector = Collector()
-        await client.retrieve("file.bin", collector)
-        self.assertEqual(bytes(collector.data), self.payload)
+        self.assertEqual(await retrieved(client, "file.bin"), self.payload)
 
     @inReactor
     async def test_endpoint(self) -> None:
@@ -171,9 +176,7 @@ class TwistdClientTests(TestCase):
         client = await api.connectEndpoint(
             reactor, endpoint, "localhost", implicit=True, tls=self.tls
         )
-        collector = Collector()
-        await client.retrieve("file.bin", collector)
-        self.assertEqual(bytes(collector.data), self.payload)
+        self.assertEqual(await retrieved(client, "file.bin"), self.payload)
         await client.quit()
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.server.explicitPort)
         with self.assertRaises(CertificateError):
@@ -241,9 +244,7 @@ class TwistdClientTests(TestCase):
             client = await self.login()
             with self.assertRaises(FTPCommandError):
                 await client.list("no-such-directory")
-            collector = Collector()
-            await client.retrieve("file.bin", collector)
-            self.assertEqual(bytes(collector.data), self.payload)
+            self.assertEqual(await retrieved(client, "file.bin"), self.payload)
             await client.quit()
 
     @inReactor
@@ -488,9 +489,7 @@ class TrustTests(TestCase):
         url = f"ftp://127.0.0.1:{server.explicitPort}/"
         tls = ClientTLS(caFile=pki.caFile, certFile=pki.alice.certFile, keyFile=pki.alice.keyFile)
         client = await connect(reactor, url, tls)
-        collector = Collector()
-        await client.retrieve("f.txt", collector)
-        self.assertEqual(bytes(collector.data), b"for certificate holders")
+        self.assertEqual(await retrieved(client, "f.txt"), b"for certificate holders")
         await client.quit()
         with self.assertRaises(api.FTPClientError) as caught:
             await connect(reactor, url, ClientTLS(caFile=pki.caFile), replyTimeout=10)
@@ -646,9 +645,7 @@ class VsftpdTests(TestCase):
         )
         self.assertNotIn("MLST", client.features)
         for _ in range(2):
-            collector = Collector()
-            await client.retrieve("file.bin", collector)
-            self.assertEqual(bytes(collector.data), self.payload)
+            self.assertEqual(await retrieved(client, "file.bin"), self.payload)
         local = os.path.join(self.server.directory, "local.bin")
         support.writeFile(local, self.payload[:5000])
         await client.retrieveFile("file.bin", local, resume=True)
@@ -672,9 +669,7 @@ class VsftpdTests(TestCase):
         client and resume the session.
         """
         client = await connect(reactor, self.url, self.tls, active=True)
-        collector = Collector()
-        await client.retrieve("file.bin", collector)
-        self.assertEqual(bytes(collector.data), self.payload)
+        self.assertEqual(await retrieved(client, "file.bin"), self.payload)
         await client.quit()
         self.assertIn('"PORT ', self.server.log())
 
@@ -729,8 +724,6 @@ class PyftpdlibTests(TestCase):
         with self.assertRaises(FTPCommandError):
             await client.quote("EPSV")
         for _ in range(2):
-            collector = Collector()
-            await client.retrieve("file.bin", collector)
-            self.assertEqual(bytes(collector.data), b"through NAT")
+            self.assertEqual(await retrieved(client, "file.bin"), b"through NAT")
         self.assertIs(client._epsv, False)
         await client.quit()
