@@ -96,9 +96,13 @@ def fullSession(server: Server, context: ssl.SSLContext, expected: bytes) -> Non
         raise SystemExit(f"{server.name}: wrong bytes downloaded")
 
 
-def sessions(
-    server: Server, context: ssl.SSLContext, count: int, threads: int, expected: bytes
-) -> dict[str, float]:
+def onThreads(count: int, threads: int, work: Callable[[], object]) -> list[BaseException]:
+    """
+    Call C{work} C{count} times from C{threads} threads; after a failure no
+    new call starts.
+
+    @return: the failures.
+    """
     left = [count]
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -110,19 +114,27 @@ def sessions(
                     return
                 left[0] -= 1
             try:
-                fullSession(server, context, expected)
+                work()
             except BaseException as e:
-                errors.append(e)
+                with lock:
+                    errors.append(e)
 
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return errors
+
+
+def sessions(
+    server: Server, context: ssl.SSLContext, count: int, threads: int, expected: bytes
+) -> dict[str, float]:
     fullSession(server, context, expected)
     time.sleep(0.5)
     before = server.cpuSeconds()
     start = time.perf_counter()
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    errors = onThreads(count, threads, lambda: fullSession(server, context, expected))
     wall = time.perf_counter() - start
     time.sleep(0.5)  # vsftpd: let the listener reap the last sessions
     cpu = server.cpuSeconds() - before
@@ -213,30 +225,8 @@ def idle(server: Server, context: ssl.SSLContext, count: int, openers: int) -> d
     baseFds = server.fileDescriptors()
     basePss = server.pssKiB()
     held: list[ReusingFTP_TLS] = []
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-    left = [count]
-
-    def opener() -> None:
-        while True:
-            with lock:
-                if left[0] == 0 or errors:
-                    return
-                left[0] -= 1
-            try:
-                client = loggedIn(server, context)
-            except BaseException as e:
-                errors.append(e)
-                return
-            with lock:
-                held.append(client)
-
     start = time.perf_counter()
-    threads = [threading.Thread(target=opener) for _ in range(openers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = onThreads(count, openers, lambda: held.append(loggedIn(server, context)))
     opened = time.perf_counter() - start
     time.sleep(1.0)
     pss = server.pssKiB()
