@@ -17,7 +17,7 @@ C{ftps} options. The worker builds the same server as C{twistd ftps} would
     (L{WorkerSession});
   - it logs JSON lines on its standard output, which the parent relays into
     its own log; SIGHUP and SIGUSR1 (forwarded by the parent once the
-    worker said it is ready, L{WorkerRuntime.ready}) are logged, then go to
+    worker said it is ready, L{WorkerConnection.ready}) are logged, then go to
     whatever else handles them. On SIGTERM or SIGINT it stops
     accepting, answers every session C{421} and closes it, and exits.
 
@@ -298,13 +298,6 @@ class WorkerRuntime:
 
             signal.signal(signalNumber, handler)
 
-    def ready(self) -> None:
-        """
-        Tell the parent the worker serves and its signal handlers are in
-        place: the parent holds SIGHUP and SIGUSR1 for a worker until then.
-        """
-        self.connection.ready()
-
 
 def main(argv: list[str] | None = None) -> None:
     """
@@ -334,7 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     def start() -> None:
         root.startService()  # type: ignore[no-untyped-call]
         runtime.installSignalLogging()
-        runtime.ready()
+        # Serving, with the handlers in place: the parent held SIGHUP and
+        # SIGUSR1 for this worker until now.
+        runtime.connection.ready()
 
     reactor.callWhenRunning(start)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopping)  # type: ignore[attr-defined]

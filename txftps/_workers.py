@@ -22,8 +22,8 @@ becomes a parent that serves no FTP itself:
      worker (to a worker still starting once it says it is ready: until
      its handlers are in place either signal would kill it), relays the
      workers' log events into its own log (tagged C{worker N}), and on
-     SIGTERM or SIGINT stops every worker (they close
-     their sessions with 421) before it exits.
+     SIGTERM or SIGINT stops every worker (they close their sessions with
+     421) before it exits.
 
 C{ProcessMonitor} from C{twisted.runner} cannot pass file descriptors to its
 processes (no C{childFDs}), hence L{WorkerPool}.
